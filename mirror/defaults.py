@@ -1,0 +1,24 @@
+"""Named defaults, in one place. Everything tunable lives here."""
+
+from __future__ import annotations
+
+JOBS = 8                              # parallel blob transfers
+CHUNK_SIZE = 1 << 20                  # streaming read/write unit (1 MiB)
+UPLOAD_CHUNK_SIZE = 64 << 20          # PATCH size for chunked uploads of big blobs
+MONOLITHIC_UPLOAD_MAX = 256 << 20     # blobs up to this size go up in one PUT
+MAX_MANIFEST_BYTES = 4 << 20          # OCI distribution: manifests up to 4 MiB must be accepted
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 300.0
+POOL_CONNECTIONS = 32
+RETRIES = 5                           # attempts after the first for retryable failures
+BACKOFF_BASE = 0.5                    # seconds; doubled per attempt
+BACKOFF_MAX = 30.0
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+TOKEN_DEFAULT_TTL = 60                # seconds, when a token response has no expires_in
+ZSTD_LEVEL = 3
+BUNDLE_NAME = "bundle"
+BUNDLE_FORMAT_VERSION = 1
+USER_AGENT = "airgap-mirror/0.1"
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_ENDPOINT = "https://registry-1.docker.io"

@@ -1,0 +1,98 @@
+"""The error hierarchy. Every message says what failed, where, and what to do next.
+
+Messages never contain credentials: URLs are passed through `redact` before they are formatted.
+"""
+
+from __future__ import annotations
+
+import re
+
+_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.I)
+_SECRET_QUERY = re.compile(r"(?i)((?:password|token|secret|access_token|x-amz-[a-z-]+)=)[^&\s]+")
+
+
+def redact(text: str) -> str:
+    """Remove user:password@ from URLs and secret-looking query values."""
+    return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub(r"\g<scheme>***@", text))
+
+
+class MirrorError(Exception):
+    """Base of every error this tool raises on purpose. `str()` is the one-line message."""
+
+    exit_code = 1
+
+    def __init__(self, what: str, *, where: str = "", hint: str = "") -> None:
+        self.what = redact(what)
+        self.where = redact(where)
+        self.hint = hint
+        super().__init__(self.message())
+
+    def message(self) -> str:
+        parts = [self.what]
+        if self.where:
+            parts[0] = f"{self.where}: {self.what}"
+        if self.hint:
+            parts.append(f"hint: {self.hint}")
+        return " — ".join(parts)
+
+
+class UsageError(MirrorError):
+    exit_code = 2
+
+
+class ContentFileError(MirrorError):
+    """The content file is malformed (carries file:line in `where`)."""
+
+    exit_code = 2
+
+
+class ReferenceError_(MirrorError):  # noqa: N801 - avoid shadowing the builtin ReferenceError
+    exit_code = 2
+
+
+class RegistryError(MirrorError):
+    """A registry answered something we cannot use."""
+
+
+class NotFoundError(RegistryError):
+    pass
+
+
+class AuthError(RegistryError):
+    pass
+
+
+class UnreachableError(RegistryError):
+    pass
+
+
+class TLSError(RegistryError):
+    pass
+
+
+class UnsupportedError(RegistryError):
+    """The target cannot hold this content as it is (e.g. zot without docker2s2 compat)."""
+
+
+class DigestMismatchError(MirrorError):
+    pass
+
+
+class BundleError(MirrorError):
+    pass
+
+
+class PartError(BundleError):
+    """A part is missing, truncated or corrupted."""
+
+
+class BundleVersionError(BundleError):
+    pass
+
+
+class DependencyError(BundleError):
+    """A delta bundle relies on blobs the target does not have."""
+
+
+class DiskFullError(MirrorError):
+    pass
