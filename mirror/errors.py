@@ -46,7 +46,7 @@ class ContentFileError(MirrorError):
     exit_code = 2
 
 
-class ReferenceError_(MirrorError):  # noqa: N801 - avoid shadowing the builtin ReferenceError
+class ReferenceError_(MirrorError):  # trailing _ avoids shadowing the builtin
     exit_code = 2
 
 

@@ -1,0 +1,133 @@
+"""OCI image layout directory as a Store (blobs/sha256/<hex>, index.json, oci-layout).
+
+Blobs are written to a temp name while hashed, checked, then renamed, so a blob file is always complete.
+index.json entries name artifacts by their full reference in org.opencontainers.image.ref.name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .defaults import CHUNK_SIZE
+from .digest import Verifier, sha256_digest
+from .errors import NotFoundError
+from .mediatypes import ANNOTATION_REF_NAME, Descriptor
+from .reference import Reference
+from .store import Manifest
+
+OCI_LAYOUT = {"imageLayoutVersion": "1.0.0"}
+
+
+def blob_path(root: Path, digest: str) -> Path:
+    algo, _, hexd = digest.partition(":")
+    return root / "blobs" / algo / hexd
+
+
+class LayoutStore:
+    """Reads and writes an OCI layout. Refs in index.json are full references (host/repo:tag)."""
+
+    def __init__(self, root: str | os.PathLike[str], *, create: bool = False) -> None:
+        self.root = Path(root)
+        self.label = f"OCI layout {self.root}"
+        self._lock = threading.Lock()
+        if create:
+            (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+            if not (self.root / "oci-layout").exists():
+                (self.root / "oci-layout").write_text(json.dumps(OCI_LAYOUT))
+            if not (self.root / "index.json").exists():
+                self._write_index({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                                   "manifests": []})
+        elif not (self.root / "oci-layout").exists():
+            raise NotFoundError("not an OCI layout (no oci-layout file)", where=str(self.root))
+
+    # -- index.json -------------------------------------------------------------------------------
+    def index(self) -> dict[str, Any]:
+        return json.loads((self.root / "index.json").read_text())
+
+    def _write_index(self, doc: dict[str, Any]) -> None:
+        tmp = self.root / "index.json.tmp"
+        tmp.write_text(json.dumps(doc, indent=1))
+        tmp.replace(self.root / "index.json")
+
+    def refs(self) -> list[tuple[str, Descriptor]]:
+        out = []
+        for m in self.index().get("manifests", []):
+            name = (m.get("annotations") or {}).get(ANNOTATION_REF_NAME)
+            if name:
+                out.append((name, Descriptor(m["mediaType"], m["digest"], int(m["size"]))))
+        return out
+
+    # -- Store ------------------------------------------------------------------------------------
+    def has_blob(self, repo: str, desc: Descriptor) -> bool:
+        p = blob_path(self.root, desc.digest)
+        try:
+            return p.stat().st_size == desc.size
+        except FileNotFoundError:
+            return False
+
+    has_manifest = has_blob
+
+    @contextmanager
+    def open_blob(self, repo: str, desc: Descriptor) -> Iterator[Iterator[bytes]]:
+        p = blob_path(self.root, desc.digest)
+        try:
+            f = p.open("rb")
+        except FileNotFoundError:
+            raise NotFoundError(f"blob {desc.digest} not found", where=self.label) from None
+        with f:
+            yield iter(lambda: f.read(CHUNK_SIZE), b"")
+
+    def put_blob(self, repo: str, desc: Descriptor, chunks: Iterable[bytes]) -> None:
+        p = blob_path(self.root, desc.digest)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f"{p.name}.{threading.get_ident()}.tmp")
+        try:
+            with tmp.open("wb") as f:
+                for chunk in Verifier(chunks, desc.digest, desc.size, where=self.label):
+                    f.write(chunk)
+            tmp.replace(p)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def put_bytes(self, data: bytes, media_type: str = "") -> Descriptor:
+        desc = Descriptor(media_type, sha256_digest(data), len(data))
+        if not self.has_blob("", desc):
+            self.put_blob("", desc, [data])
+        return desc
+
+    def get_manifest(self, ref: Reference) -> Manifest:
+        if ref.digest:
+            desc = next((d for _, d in self.refs() if d.digest == ref.digest), None)
+            p = blob_path(self.root, ref.digest)
+            if not p.exists():
+                raise NotFoundError(f"manifest {ref} not found", where=self.label)
+            data = p.read_bytes()
+            from .mediatypes import parse_manifest
+
+            mt, _ = parse_manifest(data, desc.media_type if desc else None)
+            return Manifest(data, mt, ref.digest)
+        wanted = str(ref)
+        for name, desc in self.refs():
+            if name == wanted:
+                return Manifest(blob_path(self.root, desc.digest).read_bytes(), desc.media_type, desc.digest)
+        raise NotFoundError(f"{ref} is not in index.json", where=self.label)
+
+    def put_manifest(self, ref: Reference, manifest: Manifest) -> None:
+        self.put_bytes(manifest.data)
+        if not ref.tag:
+            return
+        name = str(ref.with_digest(None)) if ref.digest else str(ref)  # type: ignore[arg-type]
+        entry = manifest.descriptor.to_json()
+        entry["annotations"] = {ANNOTATION_REF_NAME: name}
+        with self._lock:
+            doc = self.index()
+            doc["manifests"] = [m for m in doc.get("manifests", [])
+                                if (m.get("annotations") or {}).get(ANNOTATION_REF_NAME) != name]
+            doc["manifests"].append(entry)
+            self._write_index(doc)

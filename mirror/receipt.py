@@ -1,0 +1,91 @@
+"""The import receipt: what went where. Later commands (mirrors, delta) read it; it never holds secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+
+RECEIPT_FORMAT = "airgap-mirror/receipt/v1"
+
+
+@dataclass
+class Target:
+    registry: str                    # host[:port] as given to --to
+    base: str = ""                   # base content path, '' for none
+    plain_http: bool = False
+    insecure: bool = False
+    ca_file: str | None = None
+    username: str | None = None      # recorded so configs can name the user; the password never is
+    pack_base: str | None = None
+
+
+@dataclass
+class ImportedArtifact:
+    kind: str                        # image | chart | pack | artifact
+    source: str                      # full source reference, e.g. docker.io/library/nginx:1.25
+    target: str                      # full target reference
+    digest: str
+    media_type: str = ""
+    oci_url: str | None = None       # charts: oci://host/base/path/name (without the tag)
+
+
+@dataclass
+class Receipt:
+    target: Target
+    hosts: dict[str, str] = field(default_factory=dict)      # source host -> path segment under base
+    artifacts: list[ImportedArtifact] = field(default_factory=list)
+    bundles: list[str] = field(default_factory=list)          # bundle ids imported
+    blobs: list[str] = field(default_factory=list)            # every blob digest the target now holds
+    created: str = ""
+    tool_version: str = ""
+    format: str = RECEIPT_FORMAT
+
+    def mirror_prefix(self, host: str) -> str:
+        """`HOST/BASE/<segment>` the source host was imported under."""
+        seg = self.hosts[host]
+        return "/".join(p for p in (self.target.registry, self.target.base.strip("/"), seg) if p)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        p = Path(path)
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        tmp.replace(p)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Receipt:
+        try:
+            doc = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise UsageError(f"cannot read receipt: {e}", where=str(path),
+                             hint="pass the file written by `airgap-mirror import --receipt`") from e
+        if doc.get("format") != RECEIPT_FORMAT:
+            raise UsageError(f"not an airgap-mirror receipt (format {doc.get('format')!r})", where=str(path))
+        return cls(
+            target=Target(**doc["target"]),
+            hosts=dict(doc.get("hosts", {})),
+            artifacts=[ImportedArtifact(**a) for a in doc.get("artifacts", [])],
+            bundles=list(doc.get("bundles", [])),
+            blobs=list(doc.get("blobs", [])),
+            created=doc.get("created", ""),
+            tool_version=doc.get("tool_version", ""),
+        )
+
+
+def palette_mirror_string(receipt: Receipt, *, v2: bool = False) -> str:
+    """`docker.io::HOST/BASE/docker.io,...` for the hosts the receipt imported (sorted, stable)."""
+    out = []
+    for host in sorted(receipt.hosts):
+        prefix = receipt.mirror_prefix(host)
+        if v2:
+            reg, _, rest = prefix.partition("/")
+            prefix = f"{reg}/v2/{rest}" if rest else f"{reg}/v2"
+        out.append(f"{host}::{prefix}")
+    return ",".join(out)
