@@ -1,0 +1,294 @@
+"""The one copy function, used by export, import and everything built on them.
+
+1. Resolve every artifact's graph (manifests as exact bytes, children first), in parallel.
+2. Schedule every unique blob across all artifacts at once: each is transferred once, then mounted into the
+   other target repositories that need it; blobs the target already has are skipped (HEAD).
+3. Push child manifests by digest, then tag. An artifact whose blobs failed is never tagged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import defaults
+from .digest import Verifier, sha256_digest
+from .errors import DigestMismatchError, MirrorError, PartError, UnreachableError
+from .mediatypes import Descriptor, children, is_index, parse_manifest, platform_matches, platform_string
+from .progress import Event, Progress, nothing
+from .reference import Reference
+from .store import Manifest, Mounter, Store
+
+log = logging.getLogger("mirror.copy")
+_TRANSIENT = (UnreachableError, DigestMismatchError)
+
+
+@dataclass
+class CopyItem:
+    source: Reference
+    target: Reference
+    platforms: list[str] = field(default_factory=list)
+    kind: str = "image"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Resolved:
+    item: CopyItem
+    top: Manifest | None = None
+    manifests: list[Manifest] = field(default_factory=list)    # children first, top last
+    blobs: list[Descriptor] = field(default_factory=list)       # unique within the artifact
+    platforms: list[str] = field(default_factory=list)
+    source_digest: str = ""                                     # before platform filtering
+    artifact_type: str | None = None
+    error: MirrorError | None = None
+    present: bool = False                                       # target already had it complete
+
+    @property
+    def contents(self) -> list[str]:
+        return [m.digest for m in self.manifests] + [b.digest for b in self.blobs]
+
+    @property
+    def size(self) -> int:
+        return sum(len(m.data) for m in self.manifests) + sum(b.size for b in self.blobs)
+
+
+@dataclass
+class CopyResult:
+    resolved: list[Resolved] = field(default_factory=list)
+    blobs_fetched: int = 0
+    blobs_skipped: int = 0
+    blobs_mounted: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[Resolved]:
+        return [r for r in self.resolved if r.error is not None]
+
+    @property
+    def ok(self) -> list[Resolved]:
+        return [r for r in self.resolved if r.error is None]
+
+
+def repo_of(store: Store, ref: Reference) -> str:
+    f = getattr(store, "repo_of", None)
+    return f(ref) if f else ref.repository
+
+
+# -- resolve ---------------------------------------------------------------------------------------------
+
+def filter_index(manifest: Manifest, platforms: list[str]) -> tuple[Manifest, list[str]]:
+    """Keep only the wanted platforms. Unfiltered indexes keep their exact bytes (and digest); a filtered
+    index is necessarily a new document with a new digest, and the caller records the source digest."""
+    mt, doc = parse_manifest(manifest.data, manifest.media_type)
+    entries = doc.get("manifests", [])
+    have = [platform_string(m.get("platform")) for m in entries]
+    if not platforms:
+        return manifest, sorted({p for p in have if p})
+    keep = [m for m, p in zip(entries, have, strict=True) if p and platform_matches(p, platforms)]
+    if not keep:
+        raise MirrorError(f"none of the platforms {', '.join(platforms)} is in this index "
+                          f"(it has {', '.join(sorted({p for p in have if p}))})",
+                          hint="adjust `platforms:` in the content file or --platform")
+    kept = sorted({platform_string(m.get("platform")) or "" for m in keep})
+    if len(keep) == len(entries):
+        return manifest, kept
+    new = dict(doc)
+    new["manifests"] = keep
+    data = json.dumps(new, indent=3).encode()
+    return Manifest(data, mt, sha256_digest(data)), kept
+
+
+def resolve(source: Store, item: CopyItem) -> Resolved:
+    r = Resolved(item)
+    try:
+        top = source.get_manifest(item.source)
+        r.source_digest = top.digest
+        if item.source.digest and top.digest != item.source.digest:
+            raise DigestMismatchError(f"source served {top.digest} for {item.source}", where=source.label)
+        if is_index(top.media_type):
+            top, r.platforms = filter_index(top, item.platforms)
+        seen_blobs: dict[str, Descriptor] = {}
+        seen_manifests: set[str] = set()
+
+        def walk(m: Manifest) -> None:
+            mt, doc = parse_manifest(m.data, m.media_type)
+            if r.artifact_type is None and not is_index(mt):
+                from .mediatypes import artifact_type
+
+                r.artifact_type = artifact_type(doc)
+            kids, blobs = children(mt, doc)
+            for kid in kids:
+                if kid.digest in seen_manifests:
+                    continue
+                seen_manifests.add(kid.digest)
+                child = source.get_manifest(item.source.with_digest(kid.digest))
+                if child.digest != kid.digest:
+                    raise DigestMismatchError(f"child manifest hashes to {child.digest}, not {kid.digest}",
+                                              where=source.label)
+                walk(child)
+            for b in blobs:
+                seen_blobs.setdefault(b.digest, b)
+            r.manifests.append(m)
+
+        walk(top)
+        r.top = top
+        r.blobs = list(seen_blobs.values())
+        if not r.platforms:
+            _, tdoc = parse_manifest(top.data, top.media_type)
+            cfg = tdoc.get("config") or {}
+            if cfg.get("mediaType", "").endswith(("container.image.v1+json", "image.config.v1+json")):
+                r.platforms = _config_platform(source, item, cfg)
+    except MirrorError as e:
+        r.error = e
+    return r
+
+
+def _config_platform(source: Store, item: CopyItem, cfg: dict[str, Any]) -> list[str]:
+    size = int(cfg.get("size", 0))
+    if size > 1 << 20:
+        return []
+    desc = Descriptor(cfg["mediaType"], cfg["digest"], size)
+    try:
+        with source.open_blob(repo_of(source, item.source), desc) as chunks:
+            doc = json.loads(b"".join(Verifier(chunks, desc.digest, desc.size)))
+        p = platform_string({"os": doc.get("os"), "architecture": doc.get("architecture"),
+                             "variant": doc.get("variant")})
+        return [p] if p and p != "/" else []
+    except (MirrorError, ValueError):
+        return []
+
+
+# -- transfer --------------------------------------------------------------------------------------------
+
+@dataclass
+class _BlobTask:
+    desc: Descriptor
+    src_repo: str
+    dst_repos: list[str]
+
+
+def _counting(chunks: Iterable[bytes], progress: Progress, digest: str) -> Iterator[bytes]:
+    for c in chunks:
+        progress(Event("bytes", digest, len(c)))
+        yield c
+
+
+def _transfer(source: Store, target: Store, task: _BlobTask, repo: str, progress: Progress) -> None:
+    last: Exception | None = None
+    for attempt in range(defaults.RETRIES + 1):
+        try:
+            with source.open_blob(task.src_repo, task.desc) as chunks:
+                target.put_blob(repo, task.desc, Verifier(_counting(chunks, progress, task.desc.digest),
+                                                          task.desc.digest, task.desc.size, where=source.label))
+            return
+        except _TRANSIENT as e:
+            last = e
+            if attempt < defaults.RETRIES:
+                log.info("retrying blob %s after: %s", task.desc.digest, e)
+                time.sleep(min(defaults.BACKOFF_BASE * 2 ** attempt, defaults.BACKOFF_MAX))
+    assert last is not None
+    raise last
+
+
+def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = defaults.JOBS,
+         progress: Progress = nothing, skip_present: bool = True) -> CopyResult:
+    """Copy every item from source to target. Failures are recorded per artifact, never half-tagged."""
+    started = time.monotonic()
+    result = CopyResult()
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        result.resolved = list(pool.map(lambda it: resolve(source, it), items))
+
+        # An artifact whose top manifest the target already holds is complete there (registries refuse
+        # manifests whose blobs are missing), so a repeated import only re-checks tags.
+        def check_present(r: Resolved) -> None:
+            if r.error is None and r.top is not None and skip_present:
+                try:
+                    r.present = target.has_manifest(repo_of(target, r.item.target), r.top.descriptor)
+                except MirrorError:
+                    r.present = False
+        list(pool.map(check_present, result.resolved))
+
+        tasks: dict[str, _BlobTask] = {}
+        owners: dict[str, list[Resolved]] = {}
+        for r in result.ok:
+            if r.present:
+                continue
+            dst = repo_of(target, r.item.target)
+            for b in r.blobs:
+                t = tasks.get(b.digest)
+                if t is None:
+                    tasks[b.digest] = t = _BlobTask(b, repo_of(source, r.item.source), [])
+                if dst not in t.dst_repos:
+                    t.dst_repos.append(dst)
+                owners.setdefault(b.digest, []).append(r)
+        progress(Event("plan", n=len(tasks), total=sum(t.desc.size for t in tasks.values())))
+
+        single = bool(getattr(target, "single_namespace", False))
+
+        def run_blob(task: _BlobTask) -> tuple[str, str, int, MirrorError | None]:
+            try:
+                repos = task.dst_repos[:1] if single else task.dst_repos
+                present = [rp for rp in repos if target.has_blob(rp, task.desc)]
+                missing = [rp for rp in repos if rp not in present]
+                if not missing:
+                    progress(Event("blob_skip", task.desc.digest, task.desc.size))
+                    return "skipped", task.desc.digest, 0, None
+                fetched = 0
+                mounted = 0
+                for rp in missing:
+                    if present and isinstance(target, Mounter) and target.mount_blob(rp, task.desc, present[0]):
+                        mounted += 1
+                    else:
+                        _transfer(source, target, task, rp, progress)
+                        fetched += task.desc.size
+                    present.append(rp)
+                progress(Event("blob_done", task.desc.digest, task.desc.size))
+                kind = "fetched" if fetched else "mounted"
+                return kind, task.desc.digest, fetched, None
+            except MirrorError as e:
+                progress(Event("error", task.desc.digest, label=str(e)))
+                return "failed", task.desc.digest, 0, e
+
+        for kind, digest, nbytes, err in pool.map(run_blob, tasks.values()):
+            if kind == "fetched":
+                result.blobs_fetched += 1
+                result.bytes += nbytes
+            elif kind == "skipped":
+                result.blobs_skipped += 1
+            elif kind == "mounted":
+                result.blobs_mounted += 1
+            if err is not None:
+                for r in owners.get(digest, []):
+                    if r.error is None:
+                        r.error = err
+
+        def push_manifests(r: Resolved) -> None:
+            if r.error is not None or r.top is None:
+                return
+            try:
+                dst = repo_of(target, r.item.target)
+                untagged = Reference(r.item.target.registry, r.item.target.repository)
+                if not r.present:
+                    for m in r.manifests[:-1]:
+                        if not target.has_manifest(dst, m.descriptor):
+                            target.put_manifest(untagged.with_digest(m.digest).with_tag(None), m)
+                tag_ref = r.item.target.with_digest(None) if r.item.target.tag else untagged.with_digest(  # type: ignore[arg-type]
+                    r.top.digest).with_tag(None)
+                target.put_manifest(tag_ref, r.top)
+                progress(Event("artifact_done", r.top.digest, label=str(r.item.source)))
+            except MirrorError as e:
+                r.error = e
+
+        list(pool.map(push_manifests, result.resolved))
+    result.seconds = time.monotonic() - started
+    return result
+
+
+__all__ = ["CopyItem", "CopyResult", "PartError", "Resolved", "copy", "resolve"]

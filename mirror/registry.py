@@ -1,0 +1,337 @@
+"""OCI distribution client implementing the Store protocol (plus cross-repository mount)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+
+from . import defaults
+from .digest import sha256_digest
+from .errors import (
+    DigestMismatchError,
+    NotFoundError,
+    RegistryError,
+    UnreachableError,
+    UnsupportedError,
+)
+from .http import Http, iter_response, raise_for
+from .mediatypes import ACCEPT, DOCKER_TYPES, Descriptor, parse_manifest
+from .reference import Reference
+from .store import Manifest
+
+log = logging.getLogger("mirror.registry")
+
+
+class RegistryStore:
+    """One registry host. `host` is the name references use (e.g. docker.io); the Http settings say
+    where it is really reached (endpoint), with which TLS and which credentials."""
+
+    def __init__(self, http: Http, host: str, *, role: str = "registry") -> None:
+        self.http = http
+        self.host = host
+        self.base_url = http.endpoint(host)
+        self.label = f"{role} {host}" + (f" ({self.base_url})" if host not in self.base_url else "")
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _url(self, repo: str, kind: str, ref: str = "") -> str:
+        return f"{self.base_url}/v2/{repo}/{kind}/{ref}"
+
+    def _where(self, repo: str) -> str:
+        return f"{self.label}/{repo}"
+
+    def ping(self) -> None:
+        resp = self.http.request("GET", f"{self.base_url}/v2/", where=self.label)
+        if resp.status_code not in (200, 401):
+            raise RegistryError(f"/v2/ answered HTTP {resp.status_code}; this is not an OCI registry",
+                                where=self.label, hint="check the endpoint address")
+
+    # -- blobs ------------------------------------------------------------------------------------
+    def has_blob(self, repo: str, desc: Descriptor) -> bool:
+        resp = self.http.request("HEAD", self._url(repo, "blobs", desc.digest), where=self._where(repo))
+        if resp.status_code == 200:
+            return True
+        if resp.status_code == 404:
+            return False
+        raise_for(resp, f"HEAD blob {desc.digest}", self._where(repo))
+        return False
+
+    @contextmanager
+    def open_blob(self, repo: str, desc: Descriptor) -> Iterator[Iterator[bytes]]:
+        where = self._where(repo)
+        url = self._url(repo, "blobs", desc.digest)
+        resp = self.http.request("GET", url, where=where, stream=True)
+        if resp.status_code != 200:
+            resp.read()
+            resp.close()
+            raise_for(resp, f"GET blob {desc.digest}", where)
+        holder = [resp]
+
+        def open_at(offset: int) -> Iterator[bytes]:
+            r = self.http.request("GET", url, where=where, stream=True,
+                                  headers={"Range": f"bytes={offset}-"})
+            holder[0] = r
+            if r.status_code == 206:
+                return iter_response(r)
+            if r.status_code != 200:
+                r.read()
+                r.close()
+                raise_for(r, f"GET blob {desc.digest}", where)
+            return _skip(iter_response(r), offset)      # Range ignored: drop what we already have
+
+        def chunks() -> Iterator[bytes]:
+            # Resume a dropped download where it stopped instead of starting over (like skopeo/pip).
+            got = 0
+            attempts = 0
+            it = iter_response(resp)
+            while True:
+                try:
+                    for c in it:
+                        got += len(c)
+                        yield c
+                    return
+                except (httpx.TransportError, httpx.StreamError) as e:
+                    holder[0].close()
+                    attempts += 1
+                    if attempts > defaults.RETRIES:
+                        raise UnreachableError(f"download of {desc.digest} dropped at {got} bytes: {e}",
+                                               where=where, hint="rerun; fetched blobs are kept") from e
+                    log.info("resuming %s at byte %d", desc.digest, got)
+                    it = open_at(got)
+
+        try:
+            yield chunks()
+        finally:
+            holder[0].close()
+
+    def mount_blob(self, repo: str, desc: Descriptor, from_repo: str) -> bool:
+        resp = self.http.request("POST", f"{self.base_url}/v2/{repo}/blobs/uploads/",
+                                 params={"mount": desc.digest, "from": from_repo}, where=self._where(repo))
+        if resp.status_code == 201:
+            return True
+        if resp.status_code == 202 and resp.headers.get("location"):
+            # Mount refused; cancel the upload session it opened so it does not linger.
+            self.http.request("DELETE", self._location(resp), where=self._where(repo), retry=False)
+            return False
+        if resp.status_code in (202, 404, 405):
+            return False
+        raise_for(resp, f"mount {desc.digest} from {from_repo}", self._where(repo))
+        return False
+
+    def _location(self, resp: httpx.Response) -> str:
+        loc = resp.headers.get("location")
+        if not loc:
+            raise RegistryError("upload answer has no Location header", where=self.label)
+        return urljoin(self.base_url + "/", loc)
+
+    @staticmethod
+    def _with_digest(location: str, digest: str) -> str:
+        return f"{location}{'&' if '?' in location else '?'}digest={digest}"
+
+    def _start_upload(self, repo: str) -> str:
+        where = self._where(repo)
+        resp = self.http.request("POST", f"{self.base_url}/v2/{repo}/blobs/uploads/", where=where)
+        if resp.status_code not in (201, 202):
+            raise_for(resp, "start blob upload", where)
+        return self._location(resp)
+
+    def put_blob(self, repo: str, desc: Descriptor, chunks: Iterable[bytes]) -> None:
+        where = self._where(repo)
+        location = self._start_upload(repo)
+        if desc.size <= defaults.MONOLITHIC_UPLOAD_MAX:
+            req = self.http.client.build_request(
+                "PUT", self._with_digest(location, desc.digest), content=iter(chunks),
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(desc.size)})
+            resp = self._send_once(req, where)
+        else:
+            resp = self._put_chunked(repo, location, desc, chunks)
+        if resp.status_code not in (201, 204):
+            raise_for(resp, f"upload blob {desc.digest}", where)
+
+    def _send_once(self, req: httpx.Request, where: str) -> httpx.Response:
+        try:
+            resp = self.http.client.send(req)
+        except httpx.TransportError as e:
+            raise UnreachableError(f"upload failed: {e}", where=where) from e
+        return resp
+
+    def _put_chunked(self, repo: str, location: str, desc: Descriptor,
+                     chunks: Iterable[bytes]) -> httpx.Response:
+        where = self._where(repo)
+        offset = 0
+        buf = bytearray()
+
+        def flush(data: bytes) -> None:
+            nonlocal location, offset
+            end = offset + len(data) - 1
+            req = self.http.client.build_request(
+                "PATCH", location, content=bytes(data),
+                headers={"Content-Type": "application/octet-stream", "Content-Range": f"{offset}-{end}",
+                         "Content-Length": str(len(data))})
+            resp = self._send_once(req, where)
+            if resp.status_code != 202:
+                raise_for(resp, f"upload chunk of {desc.digest}", where)
+            location = self._location(resp)
+            offset += len(data)
+
+        for c in chunks:
+            buf += c
+            if len(buf) >= defaults.UPLOAD_CHUNK_SIZE:
+                flush(bytes(buf))
+                buf.clear()
+        if buf:
+            flush(bytes(buf))
+        req = self.http.client.build_request("PUT", self._with_digest(location, desc.digest),
+                                             headers={"Content-Length": "0"})
+        return self._send_once(req, where)
+
+    # -- manifests --------------------------------------------------------------------------------
+    def get_manifest(self, ref: Reference) -> Manifest:
+        where = f"{self.label}/{ref.repository}:{ref.identifier}"
+        resp = self.http.request("GET", self._url(ref.repository, "manifests", ref.identifier),
+                                 headers={"Accept": ACCEPT}, where=where, stream=True)
+        try:
+            if resp.status_code != 200:
+                resp.read()
+                raise_for(resp, f"manifest {ref.identifier}", where,
+                          hint="check that the image and tag exist in the source" if resp.status_code == 404
+                          else "")
+            data = bytearray()
+            for c in resp.iter_bytes():
+                data += c
+                if len(data) > defaults.MAX_MANIFEST_BYTES:
+                    raise RegistryError(f"manifest is larger than {defaults.MAX_MANIFEST_BYTES} bytes",
+                                        where=where)
+        finally:
+            resp.close()
+        body = bytes(data)
+        digest = sha256_digest(body)
+        if ref.digest and ref.digest != digest:
+            raise DigestMismatchError(f"manifest bytes hash to {digest}, not {ref.digest}", where=where)
+        ctype = resp.headers.get("content-type", "").split(";")[0].strip()
+        mt, _ = parse_manifest(body, ctype)
+        return Manifest(body, mt, digest)
+
+    def has_manifest(self, repo: str, desc: Descriptor) -> bool:
+        resp = self.http.request("HEAD", self._url(repo, "manifests", desc.digest),
+                                 headers={"Accept": ACCEPT}, where=self._where(repo))
+        if resp.status_code == 200:
+            return True
+        if resp.status_code == 404:
+            return False
+        raise_for(resp, f"HEAD manifest {desc.digest}", self._where(repo))
+        return False
+
+    def manifest_digest(self, ref: Reference) -> str | None:
+        """Digest a tag currently points to, or None."""
+        resp = self.http.request("HEAD", self._url(ref.repository, "manifests", ref.identifier),
+                                 headers={"Accept": ACCEPT}, where=self._where(ref.repository))
+        if resp.status_code == 200:
+            return resp.headers.get("docker-content-digest")
+        if resp.status_code == 404:
+            return None
+        raise_for(resp, f"HEAD manifest {ref.identifier}", self._where(ref.repository))
+        return None
+
+    def put_manifest(self, ref: Reference, manifest: Manifest) -> None:
+        ident = ref.tag or manifest.digest
+        where = f"{self.label}/{ref.repository}:{ident}"
+        resp = self.http.request("PUT", self._url(ref.repository, "manifests", ident), content=manifest.data,
+                                 headers={"Content-Type": manifest.media_type}, where=where)
+        if resp.status_code in (200, 201, 202):
+            got = resp.headers.get("docker-content-digest")
+            if got and got != manifest.digest:
+                raise DigestMismatchError(f"target stored the manifest as {got}, not {manifest.digest}",
+                                          where=where, hint="the target rewrote the manifest")
+            return
+        if manifest.media_type in DOCKER_TYPES and resp.status_code in (400, 415):
+            raise UnsupportedError(
+                f"target refused a Docker v2 manifest ({manifest.media_type}); converting it to OCI would "
+                "change its digest, so it was not converted", where=where,
+                hint="zot needs http.compat: [\"docker2s2\"] in its config to store Docker v2 manifests")
+        if resp.status_code == 404:
+            raise NotFoundError(f"PUT manifest refused: {resp.text[:200]}", where=where,
+                                hint="on Harbor the project (first path segment) must exist")
+        raise_for(resp, "PUT manifest", where)
+
+    # -- listing (inventory) ----------------------------------------------------------------------
+    def _paged(self, url: str, key: str, where: str) -> list[str]:
+        out: list[str] = []
+        next_url: str | None = url
+        while next_url:
+            resp = self.http.request("GET", next_url, where=where)
+            if resp.status_code == 404:
+                return out
+            if resp.status_code != 200:
+                raise_for(resp, f"list {key}", where)
+            doc: Any = resp.json()
+            out.extend(doc.get(key) or [])
+            link = resp.links.get("next", {}).get("url")
+            next_url = urljoin(self.base_url + "/", link) if link else None
+        return out
+
+    def catalog(self) -> list[str]:
+        return self._paged(f"{self.base_url}/v2/_catalog?n=1000", "repositories", self.label)
+
+    def tags(self, repo: str) -> list[str]:
+        return self._paged(self._url(repo, "tags", "list"), "tags", self._where(repo))
+
+
+def _skip(it: Iterator[bytes], n: int) -> Iterator[bytes]:
+    for c in it:
+        if n >= len(c):
+            n -= len(c)
+            continue
+        yield c[n:] if n else c
+        n = 0
+
+
+class RegistrySet:
+    """Many source registries as one Store: repository strings are full names (`docker.io/library/nginx`)."""
+
+    def __init__(self, http: Http, *, role: str = "source") -> None:
+        self.http = http
+        self.role = role
+        self.label = f"{role} registries"
+        self._stores: dict[str, RegistryStore] = {}
+
+    def store(self, host: str) -> RegistryStore:
+        s = self._stores.get(host)
+        if s is None:
+            s = self._stores[host] = RegistryStore(self.http, host, role=self.role)
+        return s
+
+    def repo_of(self, ref: Reference) -> str:
+        return ref.name
+
+    def _split(self, repo: str) -> tuple[RegistryStore, str]:
+        host, _, path = repo.partition("/")
+        return self.store(host), path
+
+    def has_blob(self, repo: str, desc: Descriptor) -> bool:
+        s, path = self._split(repo)
+        return s.has_blob(path, desc)
+
+    def has_manifest(self, repo: str, desc: Descriptor) -> bool:
+        s, path = self._split(repo)
+        return s.has_manifest(path, desc)
+
+    @contextmanager
+    def open_blob(self, repo: str, desc: Descriptor) -> Iterator[Iterator[bytes]]:
+        s, path = self._split(repo)
+        with s.open_blob(path, desc) as chunks:
+            yield chunks
+
+    def put_blob(self, repo: str, desc: Descriptor, chunks: Iterable[bytes]) -> None:
+        s, path = self._split(repo)
+        s.put_blob(path, desc, chunks)
+
+    def get_manifest(self, ref: Reference) -> Manifest:
+        return self.store(ref.registry).get_manifest(ref)
+
+    def put_manifest(self, ref: Reference, manifest: Manifest) -> None:
+        self.store(ref.registry).put_manifest(ref, manifest)
