@@ -22,6 +22,7 @@ import io
 import json
 import os
 import random
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -374,7 +375,7 @@ def build(path: str | os.PathLike[str], profile: str, *, big_layer_bytes: int | 
 
 
 # -- seeding a registry -------------------------------------------------------------------------------
-def _push_direct(store: LayoutStore, ref_name: str, base_url: str, *, verify: bool | str = True,
+def _push_direct(store: LayoutStore, ref_name: str, base_url: str, *, verify: bool | ssl.SSLContext = True,
                  auth: tuple[str, str] | None = None) -> None:
     """Minimal byte-exact push of one layout ref (blobs, child manifests, then the tag) with httpx.
 
@@ -434,9 +435,9 @@ def seed(path: str | os.PathLike[str], to: str, *, cert_dir: str | None = None,
             # skopeo 1.9's oci: transport only finds index.json entries with OCI media types ("no descriptor
             # found for reference"), so it cannot read Docker v2 manifests/lists from a layout; push those
             # bytes as they are. (skopeo does copy OCI indexes, images and artifacts byte-for-byte.)
-            verify: bool | str = True
+            verify: bool | ssl.SSLContext = True
             if cert_dir:
-                verify = str(Path(cert_dir) / "ca.crt")
+                verify = ssl.create_default_context(cafile=str(Path(cert_dir) / "ca.crt"))
             auth = tuple(creds.split(":", 1)) if creds else None
             _push_direct(store, name, f"{scheme}://{host}", verify=verify, auth=auth)  # type: ignore[arg-type]
         else:
