@@ -232,14 +232,14 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
 
         single = bool(getattr(target, "single_namespace", False))
 
-        def run_blob(task: _BlobTask) -> tuple[str, str, int, MirrorError | None]:
+        def run_blob(task: _BlobTask) -> tuple[str, str, int, int, MirrorError | None]:
             try:
                 repos = task.dst_repos[:1] if single else task.dst_repos
                 present = [rp for rp in repos if target.has_blob(rp, task.desc)]
                 missing = [rp for rp in repos if rp not in present]
                 if not missing:
                     progress(Event("blob_skip", task.desc.digest, task.desc.size))
-                    return "skipped", task.desc.digest, 0, None
+                    return "skipped", task.desc.digest, 0, 0, None
                 fetched = 0
                 mounted = 0
                 for rp in missing:
@@ -251,19 +251,18 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
                     present.append(rp)
                 progress(Event("blob_done", task.desc.digest, task.desc.size))
                 kind = "fetched" if fetched else "mounted"
-                return kind, task.desc.digest, fetched, None
+                return kind, task.desc.digest, fetched, mounted, None
             except MirrorError as e:
                 progress(Event("error", task.desc.digest, label=str(e)))
-                return "failed", task.desc.digest, 0, e
+                return "failed", task.desc.digest, 0, 0, e
 
-        for kind, digest, nbytes, err in pool.map(run_blob, tasks.values()):
+        for kind, digest, nbytes, mounted, err in pool.map(run_blob, tasks.values()):
+            result.blobs_mounted += mounted
             if kind == "fetched":
                 result.blobs_fetched += 1
                 result.bytes += nbytes
             elif kind == "skipped":
                 result.blobs_skipped += 1
-            elif kind == "mounted":
-                result.blobs_mounted += 1
             if err is not None:
                 for r in owners.get(digest, []):
                     if r.error is None:

@@ -1,0 +1,391 @@
+"""The command line. Thin: parse flags, call library functions, draw progress, print summaries."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import __version__, defaults
+from .bundle import BundleInfo, BundleReader, BundleWriter, check_parts, parse_size, verify
+from .content import Content, load
+from .copy import CopyItem, CopyResult, copy
+from .errors import MirrorError, PartError, UsageError
+from .http import HostSettings, Http
+from .progress import Event
+from .receipt import ImportedArtifact, Receipt, Target, palette_mirror_string
+from .reference import host_segment, join_path, mirrored, parse
+from .registry import RegistrySet, RegistryStore
+
+log = logging.getLogger("mirror")
+
+
+# -- progress drawing (only here) ------------------------------------------------------------------------
+
+class Bars:
+    """tqdm bars on a terminal; nothing otherwise."""
+
+    def __init__(self, desc: str, enabled: bool | None = None) -> None:
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.desc = desc
+        self.bar: Any = None
+
+    def __call__(self, ev: Event) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if ev.kind == "plan":
+            self.bar = tqdm(total=ev.total, unit="B", unit_scale=True, unit_divisor=1024, desc=self.desc,
+                            file=sys.stderr, leave=False)
+        elif self.bar is not None and ev.kind == "bytes":
+            self.bar.update(ev.n)
+        elif self.bar is not None and ev.kind == "blob_skip":
+            self.bar.total = max(0, (self.bar.total or 0) - ev.n)
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _summary(verb: str, result: CopyResult) -> str:
+    mb = result.bytes / 1e6
+    rate = mb / result.seconds if result.seconds > 0 else 0.0
+    return (f"{verb}: {len(result.ok)} artifacts ok, {len(result.failed)} failed; blobs fetched "
+            f"{result.blobs_fetched}, skipped {result.blobs_skipped}, mounted {result.blobs_mounted}; "
+            f"{mb:.1f} MB in {result.seconds:.1f}s ({rate:.1f} MB/s)")
+
+
+def _report_failures(result: CopyResult, side: str) -> None:
+    for r in result.failed:
+        print(f"error: {r.item.source}: {r.error}", file=sys.stderr)
+    if result.failed:
+        raise MirrorError(f"{len(result.failed)} of {len(result.resolved)} artifacts failed", where=side,
+                          hint="nothing incomplete was tagged; fix the cause and rerun (finished work is reused)")
+
+
+# -- export ---------------------------------------------------------------------------------------------
+
+# Hooks that later capabilities (charts, packs) use to add items to an export: (content, http, args) -> items
+ExportHook = Callable[[Content, Http, argparse.Namespace], list[CopyItem]]
+EXPORT_HOOKS: list[ExportHook] = []
+
+
+def export_items(content: Content, http: Http, args: argparse.Namespace) -> list[CopyItem]:
+    items: list[CopyItem] = []
+    for img in content.images:
+        plats = list(args.platform) if args.platform else img.platforms
+        items.append(CopyItem(img.ref, img.ref, plats))
+    for hook in EXPORT_HOOKS:
+        items.extend(hook(content, http, args))
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    unique = []
+    for it in items:
+        key = (str(it.source), tuple(it.platforms))
+        if key not in seen:
+            seen.add(key)
+            unique.append(it)
+    return unique
+
+
+def artifact_record(r: Any) -> dict[str, Any]:
+    assert r.top is not None
+    return {
+        "ref": str(r.item.source), "kind": r.item.kind, "digest": r.top.digest,
+        "source_digest": r.source_digest, "media_type": r.top.media_type, "manifest_size": len(r.top.data),
+        "artifact_type": r.artifact_type, "platforms": r.platforms, "size": r.size,
+        "contents": r.contents, **({"meta": r.item.meta} if r.item.meta else {}),
+    }
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    content = load(args.file)
+    http = Http(content.host_settings())
+    items = export_items(content, http, args)
+    if not items:
+        raise UsageError("the content file lists nothing to export", where=args.file)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    split = parse_size(args.split_size) if args.split_size else None
+    baseline, depends = _baseline(args)
+    writer = BundleWriter(out, name=args.name or Path(args.file).stem, split_size=split, baseline=baseline)
+    bars = Bars("export")
+    try:
+        result = copy(RegistrySet(http), writer, items, jobs=args.jobs, progress=bars)
+    finally:
+        bars.close()
+        http.close()
+    _report_failures(result, "export")
+    external = sorted({d for r in result.ok for d in r.contents} & baseline)
+    info = writer.finalize([artifact_record(r) for r in result.ok], depends_on=depends, external_blobs=external)
+    print(_summary("export", result))
+    size = sum(p.size for p in info.parts)
+    print(f"bundle {info.id}: {len(info.artifacts)} artifacts, {len(info.blobs)} blobs, "
+          f"{info.unique_bytes() / 1e6:.1f} MB unique, {size / 1e6:.1f} MB in {len(info.parts)} part(s) -> {out}")
+    return 0
+
+
+def _baseline(args: argparse.Namespace) -> tuple[set[str], list[dict[str, Any]]]:
+    since = getattr(args, "since", None)
+    if not since:
+        return set(), []
+    from .delta import load_baseline
+
+    return load_baseline(since)
+
+
+# -- verify / inspect ------------------------------------------------------------------------------------
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    t0 = time.monotonic()
+    report = verify(args.bundle, jobs=args.jobs)
+    dt = time.monotonic() - t0
+    if report.ok:
+        print(f"ok: {report.checked_blobs} blobs, {report.checked_bytes / 1e6:.1f} MB verified in {dt:.1f}s")
+        return 0
+    for name, problem in sorted(report.bad_parts.items()):
+        print(f"bad part: {name}: {problem}", file=sys.stderr)
+    for digest, problem in sorted(report.bad_blobs.items()):
+        if problem != "in a bad part":
+            print(f"bad blob: {digest}: {problem}", file=sys.stderr)
+    for ref in report.affected:
+        print(f"affected: {ref}", file=sys.stderr)
+    names = ", ".join(sorted(report.bad_parts)) or f"{len(report.bad_blobs)} blob(s)"
+    raise PartError(f"bundle is damaged: {names}", where=args.bundle,
+                    hint="copy the named part(s) again from the export side, then rerun verify")
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    info = BundleInfo.load(Path(args.bundle))
+    if args.json:
+        doc = info.to_json()
+        doc["unique_bytes"] = info.unique_bytes()
+        print(json.dumps(doc, indent=1))
+        return 0
+    print(f"bundle {info.id} (format {info.format_version}, tool {info.tool_version}, created {info.created})")
+    if info.depends_on:
+        print("depends on: " + ", ".join(d.get("id", d.get("source", "?")) for d in info.depends_on))
+    print(f"{'SOURCE':60} {'KIND':6} {'SIZE':>10}  {'PLATFORMS':24} DIGEST")
+    for a in sorted(info.artifacts, key=lambda a: a["ref"]):
+        plats = ",".join(a.get("platforms") or []) or "-"
+        print(f"{a['ref']:60} {a.get('kind', 'image'):6} {a['size'] / 1e6:9.1f}M  {plats:24} {a['digest'][:19]}")
+        parent = (a.get("meta") or {}).get("from")
+        if parent:
+            print(f"{'':4}<- needed by {parent}")
+        print(f"{'':4}{a['media_type']}" + (f"  ({a['artifact_type']})" if a.get("artifact_type") else ""))
+    total = sum(p.size for p in info.parts)
+    print(f"unique blob bytes: {info.unique_bytes()} ({len(info.blobs)} blobs); bundle bytes: {total}")
+    for p in info.parts:
+        print(f"part {p.name}  {p.size}  sha256:{p.sha256}")
+    return 0
+
+
+# -- import ---------------------------------------------------------------------------------------------
+
+def parse_target(text: str) -> tuple[str, str]:
+    """`HOST[:PORT][/BASE/PATH]` -> (host, base)."""
+    if "://" in text:
+        raise UsageError(f"--to {text!r} must not have a scheme", hint="use --plain-http for http targets")
+    host, _, base = text.strip("/").partition("/")
+    if not host:
+        raise UsageError("--to needs a host", hint="e.g. --to harbor.corp/airgap-images")
+    base = base.strip("/")
+    if base:
+        from .reference import NAME_RE
+
+        if not NAME_RE.match(base):
+            raise UsageError(f"base path {base!r} is not a valid repository path",
+                             hint="lowercase letters, digits, . _ - separated by /")
+    return host, base
+
+
+def target_http(args: argparse.Namespace, host: str) -> Http:
+    password = None
+    if getattr(args, "password_stdin", False):
+        password = sys.stdin.readline().rstrip("\n")
+    if args.username and password is None:
+        raise UsageError("--username needs --password-stdin", hint="echo \"$PASS\" | airgap-mirror ... "
+                         "--username U --password-stdin")
+    settings = HostSettings(plain_http=args.plain_http, insecure=args.insecure, ca_file=args.ca_file,
+                            username=args.username, password=password)
+    return Http({host: settings})
+
+
+def import_items(reader: BundleReader, host: str, base: str, pack_base: str | None = None) -> list[CopyItem]:
+    items = []
+    for a in reader.info.artifacts:
+        src = parse(a["ref"])
+        if a.get("kind") == "pack" and pack_base is not None:
+            dst = src.in_repo(host, join_path(pack_base, (a.get("meta") or {}).get("target_path", src.repository)))
+        else:
+            dst = mirrored(src, host, base)
+        if src.digest and not src.tag:
+            dst = dst.with_digest(a["digest"])
+        items.append(CopyItem(src, dst, kind=a.get("kind", "image"), meta=a.get("meta") or {}))
+    return items
+
+
+# Hooks run before an import pushes anything: (args, http, target store, items) -> None
+IMPORT_PREPARE_HOOKS: list[Callable[[argparse.Namespace, Http, RegistryStore, list[CopyItem]], None]] = []
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    host, base = parse_target(args.to)
+    http = target_http(args, host)
+    target = RegistryStore(http, host, role="target")
+    receipt = Receipt(Target(host, base, args.plain_http, args.insecure, args.ca_file, args.username,
+                             getattr(args, "pack_base", None)),
+                      created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), tool_version=__version__)
+    try:
+        target.ping()
+        for bundle_dir in args.bundles:
+            _import_one(args, Path(bundle_dir), host, base, http, target, receipt)
+    finally:
+        http.close()
+    if args.receipt:
+        receipt.save(args.receipt)
+        print(f"receipt: {args.receipt}")
+    if getattr(args, "mirrors_out", None):
+        from .mirrorconfig import write_all
+
+        write_all(receipt, Path(args.mirrors_out), None)
+        print(f"mirror configuration: {args.mirrors_out}")
+    print("mirror registries (Palette image-swap):")
+    print(palette_mirror_string(receipt))
+    return 0
+
+
+def _import_one(args: argparse.Namespace, bundle_dir: Path, host: str, base: str, http: Http,
+                target: RegistryStore, receipt: Receipt) -> None:
+    reader = BundleReader(bundle_dir)
+    bad = check_parts(bundle_dir, reader.info, args.jobs) if args.verify else _quick_parts(reader)
+    if bad:
+        for name, problem in sorted(bad.items()):
+            print(f"bad part: {name}: {problem}", file=sys.stderr)
+        raise PartError(f"bundle has bad parts: {', '.join(sorted(bad))}", where=str(bundle_dir),
+                        hint="copy them again and run `airgap-mirror verify`; nothing was imported")
+    items = import_items(reader, host, base, getattr(args, "pack_base", None))
+    if reader.info.external_blobs:
+        from .delta import check_dependencies
+
+        items = check_dependencies(reader, target, items)
+    for hook in IMPORT_PREPARE_HOOKS:
+        hook(args, http, target, items)
+    bars = Bars(f"import {bundle_dir.name}")
+    try:
+        result = copy(reader, target, items, jobs=args.jobs, progress=bars)
+    finally:
+        bars.close()
+    print(_summary(f"import {bundle_dir}", result))
+    for r in result.ok:
+        assert r.top is not None
+        src = r.item.source
+        receipt.hosts.setdefault(src.registry, host_segment(src.registry))
+        receipt.artifacts.append(ImportedArtifact(r.item.kind, str(src), str(r.item.target), r.top.digest,
+                                                  r.top.media_type, r.item.meta.get("oci_url")))
+    receipt.bundles.append(reader.info.id)
+    receipt.blobs = sorted(set(receipt.blobs) | {d for r in result.ok for d in r.contents})
+    if args.receipt:
+        receipt.save(args.receipt)      # keep what landed even if a later bundle fails
+    _report_failures(result, f"import into {host}")
+
+
+def _quick_parts(reader: BundleReader) -> dict[str, str]:
+    bad = {}
+    for p in reader.info.parts:
+        path = reader.dir / p.name
+        if not path.exists():
+            bad[p.name] = "missing"
+        elif path.stat().st_size != p.size:
+            bad[p.name] = f"truncated or extended: {path.stat().st_size} bytes, expected {p.size}"
+    return bad
+
+
+# -- wiring ---------------------------------------------------------------------------------------------
+
+def connection_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plain-http", action="store_true", help="talk HTTP, not HTTPS, to the target")
+    p.add_argument("--insecure", action="store_true", help="skip TLS verification")
+    p.add_argument("--ca-file", help="PEM CA bundle for the target's TLS certificate")
+    p.add_argument("--username", help="target user (password from --password-stdin)")
+    p.add_argument("--password-stdin", action="store_true", help="read the target password from stdin")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="airgap-mirror", description=__doc__)
+    ap.add_argument("--version", action="version", version=f"airgap-mirror {__version__}")
+    ap.add_argument("-v", "--verbose", action="count", default=0)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("export", help="export content into an offline bundle")
+    p.add_argument("-f", "--file", required=True, help="content file (YAML)")
+    p.add_argument("-o", "--output", default="bundles", help="bundle directory (default: bundles)")
+    p.add_argument("-j", "--jobs", type=int, default=defaults.JOBS)
+    p.add_argument("--platform", action="append", default=[], help="OS/ARCH to keep (repeatable)")
+    p.add_argument("--split-size", help="cap each part, e.g. 700M or 4G (FAT32)")
+    p.add_argument("--name", help="part file name prefix (default: content file name)")
+    p.add_argument("--since", help="previous bundle dir, bundle.json, receipt or inventory: carry only new blobs")
+    p.add_argument("--no-chart-images", action="store_true", help="do not add the images charts need")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("verify", help="check every part and every blob of a bundle")
+    p.add_argument("bundle")
+    p.add_argument("-j", "--jobs", type=int, default=defaults.JOBS)
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("inspect", help="list what a bundle holds")
+    p.add_argument("bundle")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("import", help="push bundles into a registry under a base path")
+    p.add_argument("bundles", nargs="+", help="bundle directories (a base, then its deltas, in order)")
+    p.add_argument("--to", required=True, help="HOST[:PORT][/BASE/PATH]")
+    p.add_argument("-j", "--jobs", type=int, default=defaults.JOBS)
+    connection_flags(p)
+    p.add_argument("--receipt", help="write the import receipt (JSON) here")
+    p.add_argument("--mirrors-out", help="write every mirror configuration format into this directory")
+    p.add_argument("--pack-base", help="base path for Palette packs (default: the --to base path)")
+    p.add_argument("--verify", action="store_true", help="checksum every part before importing")
+    p.set_defaults(func=cmd_import)
+
+    for mod in ("cli_mirrors", "cli_extra"):
+        try:
+            m = __import__(f"mirror.{mod}", fromlist=["add_parser"])
+        except ImportError:
+            continue
+        m.add_parser(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2), format="%(levelname)s %(message)s",
+                        stream=sys.stderr)
+    try:
+        return int(args.func(args) or 0)
+    except MirrorError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume", file=sys.stderr)
+        return 130
+    except OSError as e:
+        import errno
+
+        if e.errno == errno.ENOSPC:
+            print(f"error: disk full writing {e.filename or 'output'} — hint: free space or choose another -o; "
+                  "rerun resumes", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
