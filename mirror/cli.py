@@ -8,6 +8,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from .http import HostSettings, Http
 from .progress import Event
 from .receipt import ImportedArtifact, Receipt, Target, palette_mirror_string
 from .reference import host_segment, join_path, mirrored, parse
-from .registry import RegistrySet, RegistryStore
+from .registry import OverlayStore, RegistrySet, RegistryStore
 
 log = logging.getLogger("mirror")
 
@@ -72,18 +73,32 @@ def _report_failures(result: CopyResult, side: str) -> None:
 
 # -- export ---------------------------------------------------------------------------------------------
 
-# Hooks that later capabilities (charts, packs) use to add items to an export: (content, http, args) -> items
-ExportHook = Callable[[Content, Http, argparse.Namespace], list[CopyItem]]
+@dataclass
+class ExportContext:
+    """What an export hook (charts, packs) may use and extend."""
+
+    content: Content
+    http: Http
+    args: argparse.Namespace
+    # Stores that serve content not in a registry (e.g. charts from classic Helm repos), keyed by the full
+    # repository name (`charts.example.com/stable/redis`) their CopyItem.source uses.
+    overlays: dict[str, Any] = field(default_factory=dict)
+
+
+# Capabilities that add items to an export register here: (ctx) -> items. Modules listed in
+# EXTENSIONS are imported by build_parser() and append to these lists themselves.
+ExportHook = Callable[[ExportContext], list[CopyItem]]
 EXPORT_HOOKS: list[ExportHook] = []
+EXTENSIONS = ("cli_mirrors", "charts", "packs", "delta")
 
 
-def export_items(content: Content, http: Http, args: argparse.Namespace) -> list[CopyItem]:
+def export_items(ctx: ExportContext) -> list[CopyItem]:
     items: list[CopyItem] = []
-    for img in content.images:
-        plats = list(args.platform) if args.platform else img.platforms
+    for img in ctx.content.images:
+        plats = list(ctx.args.platform) if ctx.args.platform else img.platforms
         items.append(CopyItem(img.ref, img.ref, plats))
     for hook in EXPORT_HOOKS:
-        items.extend(hook(content, http, args))
+        items.extend(hook(ctx))
     seen: set[tuple[str, tuple[str, ...]]] = set()
     unique = []
     for it in items:
@@ -107,7 +122,8 @@ def artifact_record(r: Any) -> dict[str, Any]:
 def cmd_export(args: argparse.Namespace) -> int:
     content = load(args.file)
     http = Http(content.host_settings())
-    items = export_items(content, http, args)
+    ctx = ExportContext(content, http, args)
+    items = export_items(ctx)
     if not items:
         raise UsageError("the content file lists nothing to export", where=args.file)
     out = Path(args.output)
@@ -117,7 +133,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     writer = BundleWriter(out, name=args.name or Path(args.file).stem, split_size=split, baseline=baseline)
     bars = Bars("export")
     try:
-        result = copy(RegistrySet(http), writer, items, jobs=args.jobs, progress=bars)
+        source: Any = RegistrySet(http)
+        if ctx.overlays:
+            source = OverlayStore(source, ctx.overlays)
+        result = copy(source, writer, items, jobs=args.jobs, progress=bars)
     finally:
         bars.close()
         http.close()
@@ -355,12 +374,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true", help="checksum every part before importing")
     p.set_defaults(func=cmd_import)
 
-    for mod in ("cli_mirrors", "cli_extra"):
-        try:
-            m = __import__(f"mirror.{mod}", fromlist=["add_parser"])
-        except ImportError:
+    import importlib
+    import importlib.util
+
+    for mod in EXTENSIONS:
+        if importlib.util.find_spec(f"mirror.{mod}") is None:
             continue
-        m.add_parser(sub)
+        m = importlib.import_module(f"mirror.{mod}")
+        if hasattr(m, "add_parser"):
+            m.add_parser(sub)
     return ap
 
 

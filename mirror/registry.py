@@ -335,3 +335,38 @@ class RegistrySet:
 
     def put_manifest(self, ref: Reference, manifest: Manifest) -> None:
         self.store(ref.registry).put_manifest(ref, manifest)
+
+
+class OverlayStore:
+    """Routes repositories named in `overlays` (full names) to their own Store, the rest to `base`."""
+
+    def __init__(self, base: RegistrySet, overlays: dict[str, Any]) -> None:
+        self.base = base
+        self.overlays = overlays
+        self.label = base.label
+
+    def repo_of(self, ref: Reference) -> str:
+        return ref.name
+
+    def _pick(self, repo: str) -> Any:
+        return self.overlays.get(repo, self.base)
+
+    def has_blob(self, repo: str, desc: Descriptor) -> bool:
+        return bool(self._pick(repo).has_blob(repo, desc))
+
+    def has_manifest(self, repo: str, desc: Descriptor) -> bool:
+        return bool(self._pick(repo).has_manifest(repo, desc))
+
+    @contextmanager
+    def open_blob(self, repo: str, desc: Descriptor) -> Iterator[Iterator[bytes]]:
+        with self._pick(repo).open_blob(repo, desc) as chunks:
+            yield chunks
+
+    def put_blob(self, repo: str, desc: Descriptor, chunks: Iterable[bytes]) -> None:
+        self._pick(repo).put_blob(repo, desc, chunks)
+
+    def get_manifest(self, ref: Reference) -> Manifest:
+        return self._pick(ref.name).get_manifest(ref)  # type: ignore[no-any-return]
+
+    def put_manifest(self, ref: Reference, manifest: Manifest) -> None:
+        self._pick(ref.name).put_manifest(ref, manifest)
