@@ -22,7 +22,8 @@ KIND = "Content"
 
 TOP_KEYS = {"apiVersion", "kind", "platforms", "registries", "images", "charts", "packs"}
 REGISTRY_KEYS = {"endpoint", "insecure", "ca_file", "plain_http", "auth", "ecr"}
-AUTH_KEYS = {"username", "password_env", "password_file", "username_env"}
+# "password" is accepted by the key check only so it gets its own refusal below (never a "did you mean").
+AUTH_KEYS = {"username", "password", "password_env", "password_file", "username_env"}
 ECR_KEYS = {"region", "default_region", "role_arn", "external_id", "access_key_env", "secret_key_env", "profile"}
 IMAGE_KEYS = {"ref", "platforms"}
 CHART_KEYS = {"repo", "oci", "name", "version", "images"}
