@@ -1,0 +1,370 @@
+"""Bundle index arithmetic: sizes, part splitting, ranges over parts, reading one blob without the rest."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import json
+import random
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zstandard
+
+from mirror.bundle import (
+    BUNDLE_JSON,
+    SUMS,
+    BlobEntry,
+    BundleInfo,
+    BundleReader,
+    BundleWriter,
+    Part,
+    _PartSink,
+    _RangeReader,
+    parse_size,
+    verify,
+)
+from mirror.digest import sha256_digest
+from mirror.errors import BundleError, BundleVersionError, NotFoundError, PartError
+from mirror.mediatypes import OCI_MANIFEST, Descriptor
+from mirror.reference import parse
+from mirror.store import Manifest
+
+SPLIT = 8192
+LAYER = "application/vnd.oci.image.layer.v1.tar"
+
+
+# -- parse_size ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, n", [
+    ("1M", 1 << 20), ("700M", 700 << 20), ("4G", 4 << 30), ("4g", 4 << 30), ("1.5GiB", int(1.5 * (1 << 30))),
+    ("2MB", 2 << 20), ("2mib", 2 << 20), ("1T", 1 << 40), (str(5 << 20), 5 << 20), ("2048K", 2 << 20),
+    (" 3M ", 3 << 20),
+])
+def test_parse_size(text: str, n: int) -> None:
+    assert parse_size(text) == n
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("abc", "invalid size"), ("12X", "invalid size"), ("", "invalid size"), ("512K", "below 1M"),
+    ("1000", "below 1M"),
+])
+def test_parse_size_bad(text: str, fragment: str) -> None:
+    with pytest.raises(BundleError, match=fragment) as ei:
+        parse_size(text)
+    assert ei.value.hint
+
+
+# -- _PartSink -------------------------------------------------------------------------------------------
+
+def test_part_sink_splits_exactly(tmp_path: Path) -> None:
+    sink = _PartSink(tmp_path, "b", 10)
+    data = bytes(range(25))
+    sink.write(data[:3])
+    sink.write(data[3:22])          # crosses two part boundaries in one write
+    sink.write(data[22:])
+    assert sink.pos == 25
+    parts = sink.close()
+    assert [p.name for p in parts] == ["b.tar.zst.000", "b.tar.zst.001", "b.tar.zst.002"]
+    assert [p.size for p in parts] == [10, 10, 5]
+    for p in parts:
+        raw = (tmp_path / p.name).read_bytes()
+        assert len(raw) == p.size and hashlib.sha256(raw).hexdigest() == p.sha256
+    assert b"".join((tmp_path / p.name).read_bytes() for p in parts) == data
+
+
+def test_part_sink_exact_multiple_has_no_empty_part(tmp_path: Path) -> None:
+    sink = _PartSink(tmp_path, "b", 10)
+    sink.write(b"x" * 20)
+    parts = sink.close()
+    assert [p.size for p in parts] == [10, 10]
+
+
+def test_part_sink_one_write_larger_than_many_parts(tmp_path: Path) -> None:
+    sink = _PartSink(tmp_path, "b", 7)
+    sink.write(b"y" * 50)
+    parts = sink.close()
+    assert [p.size for p in parts] == [7] * 7 + [1]
+    assert parts[-1].name == "b.tar.zst.007"
+
+
+def test_part_sink_unsplit_is_one_file(tmp_path: Path) -> None:
+    sink = _PartSink(tmp_path, "content", None)
+    sink.write(b"z" * 100_000)
+    parts = sink.close()
+    assert [(p.name, p.size) for p in parts] == [("content.tar.zst", 100_000)]
+
+
+# -- index arithmetic on a synthetic BundleInfo -----------------------------------------------------------
+
+def _info(blobs: dict[str, tuple[int, int]], parts: list[int], artifacts: list[dict[str, Any]] | None = None
+          ) -> BundleInfo:
+    return BundleInfo(id="x", created="", tool_version="", artifacts=artifacts or [],
+                      blobs={d: BlobEntry(size=ln, offset=off, length=ln) for d, (off, ln) in blobs.items()},
+                      parts=[Part(f"b.tar.zst.{i:03d}", s, "") for i, s in enumerate(parts)])
+
+
+def test_part_bounds_and_blobs_in_range() -> None:
+    info = _info({"a": (0, 10), "b": (10, 5), "big": (15, 35), "c": (50, 10)}, [20, 20, 20])
+    assert [(p.name, s, e) for p, s, e in info.part_bounds()] == [
+        ("b.tar.zst.000", 0, 20), ("b.tar.zst.001", 20, 40), ("b.tar.zst.002", 40, 60)]
+    assert sorted(info.blobs_in_range(0, 20)) == ["a", "b", "big"]
+    assert sorted(info.blobs_in_range(20, 40)) == ["big"]          # the big blob spans the whole part
+    assert sorted(info.blobs_in_range(40, 60)) == ["big", "c"]
+    assert info.blobs_in_range(10, 15) == ["b"]                    # half-open ranges: no neighbours
+    assert info.blobs_in_range(60, 80) == []
+    assert info.unique_bytes() == 60
+
+
+def test_artifacts_using() -> None:
+    arts = [{"ref": "docker.io/library/a:1", "contents": ["m1", "shared", "x"]},
+            {"ref": "quay.io/b/c:2", "contents": ["m2", "shared"]},
+            {"ref": "ghcr.io/d/e:3", "contents": ["m3"]}]
+    info = _info({}, [1], arts)
+    assert info.artifacts_using(["shared"]) == ["docker.io/library/a:1", "quay.io/b/c:2"]
+    assert info.artifacts_using(["x", "m3"]) == ["docker.io/library/a:1", "ghcr.io/d/e:3"]
+    assert info.artifacts_using([]) == []
+
+
+def test_range_reader_across_part_boundaries(tmp_path: Path) -> None:
+    data = bytes(random.Random(1).randbytes(100))
+    sizes = [30, 30, 30, 10]
+    pos = 0
+    parts = []
+    for i, s in enumerate(sizes):
+        (tmp_path / f"b.tar.zst.{i:03d}").write_bytes(data[pos:pos + s])
+        parts.append(s)
+        pos += s
+    info = _info({}, parts)
+    for start, length in [(0, 100), (25, 40), (29, 2), (30, 30), (59, 41), (95, 5), (10, 0)]:
+        r = _RangeReader(tmp_path, info, start, length)
+        got = b""
+        while chunk := r.read(7):
+            got += chunk
+        r.close()
+        assert got == data[start:start + length], (start, length)
+
+
+def test_range_reader_missing_and_truncated_part(tmp_path: Path) -> None:
+    for i in range(3):
+        (tmp_path / f"b.tar.zst.{i:03d}").write_bytes(b"q" * 10)
+    info = _info({}, [10, 10, 10])
+    (tmp_path / "b.tar.zst.001").unlink()
+    r = _RangeReader(tmp_path, info, 5, 20)
+    assert r.read(5) == b"q" * 5
+    with pytest.raises(PartError, match=r"part b\.tar\.zst\.001 is missing"):
+        r.read(10)
+    (tmp_path / "b.tar.zst.001").write_bytes(b"q" * 4)          # truncated
+    r = _RangeReader(tmp_path, info, 10, 10)
+    assert r.read(10) == b"q" * 4
+    with pytest.raises(PartError, match="ends early"):
+        r.read(10)
+    r = _RangeReader(tmp_path, info, 35, 5)
+    with pytest.raises(PartError, match="beyond the last part"):
+        r.read(5)
+
+
+# -- a real bundle written by BundleWriter ---------------------------------------------------------------
+
+def _blob(seed: int, size: int) -> tuple[Descriptor, bytes]:
+    data = random.Random(seed).randbytes(size)       # incompressible: frames are about as big as the data
+    return Descriptor(LAYER, sha256_digest(data), size), data
+
+
+def _write_bundle(directory: Path, split: int | None = SPLIT) -> tuple[BundleInfo, dict[str, bytes], str]:
+    w = BundleWriter(directory, name="b", split_size=split)
+    blobs = dict(_blob(i, s) for i, s in enumerate([100, 3000, 40_000, 2000, 6000, 500, 7000]))
+    by_digest = {d.digest: data for d, data in blobs.items()}
+    for d, data in blobs.items():
+        # two chunks: the writer must stream, not need one buffer
+        w.put_blob("docker.io/library/x", d, [data[: len(data) // 2], data[len(data) // 2:]])
+    cfg = sha256_digest(b"{}")
+    w.put_blob("docker.io/library/x", Descriptor("application/vnd.oci.empty.v1+json", cfg, 2), [b"{}"])
+    by_digest[cfg] = b"{}"
+    doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+           "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": cfg, "size": 2},
+           "layers": [d.to_json() for d in blobs]}
+    mdata = json.dumps(doc).encode()
+    m = Manifest(mdata, OCI_MANIFEST, sha256_digest(mdata))
+    w.put_manifest(parse("docker.io/library/x:1"), m)
+    by_digest[m.digest] = mdata
+    arts = [{"ref": "docker.io/library/x:1", "kind": "image", "digest": m.digest, "media_type": OCI_MANIFEST,
+             "manifest_size": len(mdata), "platforms": [], "size": sum(len(v) for v in by_digest.values()),
+             "contents": [m.digest, cfg, *(d.digest for d in blobs)]}]
+    info = w.finalize(arts)
+    return info, by_digest, m.digest
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> tuple[Path, BundleInfo, dict[str, bytes], str]:
+    d = tmp_path / "B"
+    info, blobs, top = _write_bundle(d)
+    return d, info, blobs, top
+
+
+def test_writer_output(bundle: tuple[Path, BundleInfo, dict[str, bytes], str]) -> None:
+    d, info, blobs, _ = bundle
+    names = sorted(p.name for p in d.iterdir())
+    assert names == sorted([BUNDLE_JSON, SUMS, *(p.name for p in info.parts)])       # .work is gone
+    assert [p.name for p in info.parts] == [f"b.tar.zst.{i:03d}" for i in range(len(info.parts))]
+    assert len(info.parts) >= 8
+    assert all(p.size <= SPLIT for p in info.parts)
+    assert all(p.size == SPLIT for p in info.parts[:-1])
+    assert set(info.blobs) == set(blobs)
+    assert all(info.blobs[dg].size == len(data) for dg, data in blobs.items())
+    # the 40 000-byte blob spans several parts
+    big = max(info.blobs, key=lambda k: info.blobs[k].size)
+    spanned = [p.name for p, s, e in info.part_bounds() if big in info.blobs_in_range(s, e)]
+    assert len(spanned) >= 5
+    # frames are contiguous and non-overlapping
+    entries = sorted(info.blobs.values(), key=lambda e: e.offset)
+    for a, b in itertools.pairwise(entries):
+        assert a.offset + a.length == b.offset
+    total = sum(p.size for p in info.parts)
+    assert entries[-1].offset + entries[-1].length < total        # tar end-of-archive frame follows
+    sums = (d / SUMS).read_text().splitlines()
+    assert sums == [f"{p.sha256}  {p.name}" for p in info.parts]
+    loaded = BundleInfo.load(d)
+    assert loaded.blobs == info.blobs and loaded.parts == info.parts and loaded.split_size == SPLIT
+
+
+def test_parts_are_one_zstd_stream_of_an_oci_layout(bundle: tuple[Path, BundleInfo, dict[str, bytes], str]
+                                                   ) -> None:
+    d, info, blobs, top = bundle
+    raw = b"".join((d / p.name).read_bytes() for p in info.parts)
+    with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw), read_across_frames=True) as z:
+        tar = z.read()
+    with tarfile.open(fileobj=io.BytesIO(tar)) as tf:
+        members = {m.name: m for m in tf.getmembers()}
+        assert json.loads(tf.extractfile("oci-layout").read()) == {"imageLayoutVersion": "1.0.0"}  # type: ignore[union-attr]
+        index = json.loads(tf.extractfile("index.json").read())  # type: ignore[union-attr]
+        for dg, data in blobs.items():
+            assert tf.extractfile(f"blobs/sha256/{dg.split(':')[1]}").read() == data  # type: ignore[union-attr]
+    assert "blobs/sha256" in members
+    assert index["manifests"][0]["digest"] == top
+    assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == "docker.io/library/x:1"
+
+
+def test_every_frame_decompresses_alone(bundle: tuple[Path, BundleInfo, dict[str, bytes], str]) -> None:
+    d, info, blobs, _ = bundle
+    r = BundleReader(d)
+    for dg, data in blobs.items():
+        with r.raw_frame(dg) as f:
+            frame = f.read()
+        assert len(frame) == info.blobs[dg].length
+        member = zstandard.ZstdDecompressor().decompress(frame)
+        assert member[512:512 + len(data)] == data
+        assert r.read_blob(dg) == data
+
+
+def test_open_blob_reads_a_later_blob_without_earlier_parts(
+        bundle: tuple[Path, BundleInfo, dict[str, bytes], str]) -> None:
+    d, info, blobs, _ = bundle
+    bounds = info.part_bounds()
+    # a blob lying wholly inside one part that is not the first
+    target, home = None, None
+    for dg, e in info.blobs.items():
+        for p, s, end in bounds:
+            if p is not bounds[0][0] and s <= e.offset and e.offset + e.length <= end:
+                target, home = dg, p.name
+                break
+        if target:
+            break
+    assert target and home
+    # destroy every other part: zero some, delete the rest
+    for i, (p, _, _) in enumerate(bounds):
+        if p.name != home:
+            path = d / p.name
+            if i % 2:
+                path.write_bytes(b"\0" * p.size)
+            else:
+                path.unlink()
+    r = BundleReader(d)
+    e = info.blobs[target]
+    with r.open_blob("any", Descriptor(e.media_type, target, e.size)) as chunks:
+        assert b"".join(chunks) == blobs[target]
+
+
+def test_open_blob_spanning_parts_needs_only_its_parts(
+        bundle: tuple[Path, BundleInfo, dict[str, bytes], str]) -> None:
+    d, info, blobs, _ = bundle
+    big = max(info.blobs, key=lambda k: info.blobs[k].size)
+    e = info.blobs[big]
+    needed = {p.name for p, s, end in info.part_bounds() if s < e.offset + e.length and end > e.offset}
+    assert len(needed) >= 5
+    for p in info.parts:
+        if p.name not in needed:
+            (d / p.name).unlink()
+    assert BundleReader(d).read_blob(big) == blobs[big]
+
+
+def test_open_blob_unknown_digest(bundle: tuple[Path, BundleInfo, dict[str, bytes], str]) -> None:
+    d, *_ = bundle
+    r = BundleReader(d)
+    with pytest.raises(NotFoundError), r.open_blob("x", Descriptor(LAYER, "sha256:" + "0" * 64, 1)):
+        pass
+
+
+def test_get_manifest_by_ref_and_digest(bundle: tuple[Path, BundleInfo, dict[str, bytes], str]) -> None:
+    d, _, blobs, top = bundle
+    r = BundleReader(d)
+    m = r.get_manifest(parse("docker.io/library/x:1"))
+    assert m.digest == top and m.data == blobs[top] and m.media_type == OCI_MANIFEST
+    assert r.get_manifest(parse(f"docker.io/library/x@{top}")).data == blobs[top]
+    with pytest.raises(NotFoundError, match="not in this bundle"):
+        r.get_manifest(parse("docker.io/library/x:2"))
+
+
+def test_verify_good_and_damaged(bundle: tuple[Path, BundleInfo, dict[str, bytes], str]) -> None:
+    d, info, _, _ = bundle
+    rep = verify(d, jobs=2)
+    assert rep.ok and rep.checked_blobs == len(info.blobs)
+    victim = info.parts[3]
+    raw = bytearray((d / victim.name).read_bytes())
+    raw[100] ^= 0xFF
+    (d / victim.name).write_bytes(bytes(raw))
+    rep = verify(d, jobs=2)
+    assert not rep.ok
+    assert rep.bad_parts == {victim.name: "checksum mismatch (corrupted)"}
+    assert rep.affected == ["docker.io/library/x:1"]
+
+
+def test_unsplit_bundle_is_one_part(tmp_path: Path) -> None:
+    info, blobs, _ = _write_bundle(tmp_path / "B", split=None)
+    assert [p.name for p in info.parts] == ["b.tar.zst"]
+    r = BundleReader(tmp_path / "B")
+    for dg, data in blobs.items():
+        assert r.read_blob(dg) == data
+
+
+def test_rewrite_reuses_frames_and_replaces_old_parts(tmp_path: Path) -> None:
+    d = tmp_path / "B"
+    _write_bundle(d)
+    w = BundleWriter(d, name="b", split_size=SPLIT)
+    desc, data = _blob(99, 1000)
+    w.put_blob("r", desc, [data])
+    assert w.has_blob("r", desc)
+    assert (d / BUNDLE_JSON).exists()                       # the old bundle stays until finalize
+    info = w.finalize([])
+    assert set(info.blobs) == {desc.digest}
+    assert sorted(p.name for p in d.iterdir()) == sorted([BUNDLE_JSON, SUMS, *(p.name for p in info.parts)])
+
+
+def test_load_refuses_newer_format_and_incomplete(tmp_path: Path) -> None:
+    d = tmp_path / "B"
+    _write_bundle(d)
+    doc = json.loads((d / BUNDLE_JSON).read_text())
+    doc["format_version"] = 99
+    (d / BUNDLE_JSON).write_text(json.dumps(doc))
+    with pytest.raises(BundleVersionError, match="format version 99 is newer") as ei:
+        BundleInfo.load(d)
+    assert "upgrade" in ei.value.hint
+    e = tmp_path / "E"
+    BundleWriter(e).put_blob("r", *(lambda t: (t[0], [t[1]]))(_blob(5, 10)))
+    with pytest.raises(BundleError, match="incomplete"):
+        BundleInfo.load(e)
+    with pytest.raises(NotFoundError, match=r"no bundle\.json"):
+        BundleInfo.load(tmp_path)
