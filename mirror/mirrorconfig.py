@@ -20,11 +20,11 @@ from .receipt import Receipt, palette_mirror_string
 
 FORMATS = (
     "image-swap", "image-swap-maps", "palette-secret", "palette-values", "paletteai-values",
-    "containerd-hosts", "containerd-config", "registries-conf", "k3s",
+    "containerd-hosts", "containerd-config", "registries-conf", "k3s", "helm",
 )
 ALL = "all"
 # Formats that render several files: `-o` names a directory for these, a file for the others.
-DIRECTORY_FORMATS = frozenset({"containerd-hosts", "palette-values", ALL})
+DIRECTORY_FORMATS = frozenset({"containerd-hosts", "palette-values", "helm", ALL})
 
 # Where the CA goes on a node for formats that can only name a path (README in `all` says so too).
 CONTAINERD_LEGACY_CA = "/etc/containerd/airgap-mirror-ca.crt"
@@ -433,6 +433,13 @@ def _readme(t: _Target) -> str:
     return "\n".join(lines)
 
 
+def _helm(receipt: Receipt, t: _Target) -> dict[str, str]:
+    """Helm charts (issue 4): Palette OCI Helm registry settings + index.yaml, rendered by mirror.charts."""
+    from .charts import render_helm
+
+    return render_helm(receipt, ca_pem=t.ca_pem, insecure=t.insecure)
+
+
 def render(receipt: Receipt, fmt: str, opts: MirrorOptions | None = None) -> dict[str, str]:
     """Render one format (or `all`) as `{relative path: content}`."""
     t = _resolve(receipt, opts or MirrorOptions())
@@ -443,7 +450,11 @@ def render(receipt: Receipt, fmt: str, opts: MirrorOptions | None = None) -> dic
                 files[f"{_ALL_DIRS[name]}/{path}"] = text
         if t.ca_pem and not t.plain_http:
             files["ca.crt"] = t.ca_pem
+        if any(a.kind == "chart" for a in receipt.artifacts):
+            files.update({f"helm/{p}": text for p, text in _helm(receipt, t).items()})
         return files
+    if fmt == "helm":
+        return _helm(receipt, t)
     fn = _RENDERERS.get(fmt)
     if fn is None:
         raise UsageError(f"unknown mirror format {fmt!r}", hint="choose one of " + ", ".join((*FORMATS, ALL)))
