@@ -240,8 +240,11 @@ def import_items(reader: BundleReader, host: str, base: str, pack_base: str | No
     items = []
     for a in reader.info.artifacts:
         src = parse(a["ref"])
-        if a.get("kind") == "pack" and pack_base is not None:
-            dst = src.in_repo(host, join_path(pack_base, (a.get("meta") or {}).get("target_path", src.repository)))
+        target_path = (a.get("meta") or {}).get("target_path")
+        if a.get("kind") == "pack" and (pack_base is not None or target_path):
+            # Packs go where Palette reads them: HOST/<pack base, default the --to base>/<target_path>.
+            pb = base if pack_base is None else pack_base
+            dst = src.in_repo(host, join_path(pb, target_path or src.repository))
         else:
             dst = mirrored(src, host, base)
         if src.digest and not src.tag:

@@ -228,7 +228,8 @@ def _zot_config(root: Path, port: int, tls: tuple[Path, Path, Path] | None, htpa
 
 def start_registry(workdir: Path, *, kind: str = "distribution", tls: bool = False, auth: bool = False,
                    docker2s2: bool = True, tls_dir: Path | None = None,
-                   config_overrides: dict[str, Any] | None = None) -> Registry:
+                   config_overrides: dict[str, Any] | None = None, username: str = USERNAME,
+                   password: str = PASSWORD) -> Registry:
     """Start one registry in `workdir` (storage, config, log) and wait for /v2/. Raises MissingTool."""
     if kind == "distribution":
         binary = require("docker-registry")
@@ -240,7 +241,7 @@ def start_registry(workdir: Path, *, kind: str = "distribution", tls: bool = Fal
     root = workdir / "storage"
     root.mkdir(exist_ok=True)
     tls_files = make_tls(tls_dir or workdir / "tls") if tls else None
-    htpasswd = make_htpasswd(workdir / "htpasswd") if auth else None
+    htpasswd = make_htpasswd(workdir / "htpasswd", username, password) if auth else None
     certs_dir = None
     if tls_files:                                   # only ca.crt: skopeo/podman read every *.crt as a CA
         cdir = tls_files[0].parent / "certs"
@@ -266,7 +267,7 @@ def start_registry(workdir: Path, *, kind: str = "distribution", tls: bool = Fal
         scheme = "https" if tls_files else "http"
         reg = Registry(host=f"127.0.0.1:{port}", url=f"{scheme}://127.0.0.1:{port}", plain_http=not tls_files,
                        ca_file=str(tls_files[0]) if tls_files else None,
-                       username=USERNAME if auth else None, password=PASSWORD if auth else None,
+                       username=username if auth else None, password=password if auth else None,
                        root=root, kind=kind, certs_dir=certs_dir, log_file=log_file, _proc=proc)
         try:
             _wait_ready(reg)
@@ -288,13 +289,17 @@ class RegistryFactory:
         self._n = 0
 
     def __call__(self, kind: str = "distribution", tls: bool = False, auth: bool = False,
-                 docker2s2: bool = True, config_overrides: dict[str, Any] | None = None) -> Registry:
-        """Start a registry; pytest.skip (with the reason) when its binary is not installed."""
+                 docker2s2: bool = True, config_overrides: dict[str, Any] | None = None,
+                 username: str = USERNAME, password: str = PASSWORD) -> Registry:
+        """Start a registry; pytest.skip (with the reason) when its binary is not installed.
+
+        With auth=True the htpasswd file holds `username`/`password` (e.g. `AWS` and an ECR token password)."""
         self._n += 1
         workdir = self.base / f"{kind}-{self._n}"
         try:
             reg = start_registry(workdir, kind=kind, tls=tls, auth=auth, docker2s2=docker2s2,
-                                 tls_dir=self.base / "tls", config_overrides=config_overrides)
+                                 tls_dir=self.base / "tls", config_overrides=config_overrides,
+                                 username=username, password=password)
         except MissingTool as e:
             pytest.skip(f"{kind} registry unavailable: {e}")
         self.started.append(reg)
