@@ -506,7 +506,8 @@ def _get(http: Http, url: str, what: str, limit: int, *, missing_ok: bool = Fals
             resp.read()
             raise_for(resp, f"GET {what}", url, hint="check the repo URL and the registries.<host>.endpoint")
         buf = bytearray()
-        for chunk in iter_response(resp):
+        # (a mock transport hands back an already-read response)
+        for chunk in ([resp.content] if resp.is_stream_consumed else iter_response(resp)):
             buf += chunk
             if len(buf) > limit:
                 raise UnsupportedError(f"{what} is larger than {limit >> 20} MiB", where=url)
@@ -549,7 +550,7 @@ def resolve_entry(index: dict[str, Any], name: str, constraint: str, where: str 
                             hint=f"did you mean {close[0]!r}?" if close else "check the chart name")
     by_version = {str(e.get("version")): e for e in entries if isinstance(e, dict)}
     try:
-        best = VersionRange(constraint).best(by_version)
+        best = constraint if constraint in by_version else VersionRange(constraint).best(by_version)
     except ValueError as e:
         raise ContentFileError(str(e), where=where, hint="write e.g. 17.11.3, ~17.11 or >=1.2 <2") from e
     if best is None:
