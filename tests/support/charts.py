@@ -67,7 +67,7 @@ def index_yaml(entries: dict[str, list[dict[str, Any]]]) -> str:
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
