@@ -20,7 +20,7 @@ from .receipt import Receipt, palette_mirror_string
 
 FORMATS = (
     "image-swap", "image-swap-maps", "palette-secret", "palette-values", "paletteai-values",
-    "containerd-hosts", "containerd-config", "registries-conf", "k3s", "helm",
+    "containerd-hosts", "containerd-config", "registries-conf", "k3s", "helm", "palette-packs",
 )
 ALL = "all"
 # Formats that render several files: `-o` names a directory for these, a file for the others.
@@ -455,6 +455,10 @@ def render(receipt: Receipt, fmt: str, opts: MirrorOptions | None = None) -> dic
         return files
     if fmt == "helm":
         return _helm(receipt, t)
+    if fmt == "palette-packs":              # issue 5: ociPackRegistry values (mirror/packs.py); not in `all`
+        from .packs import render_palette_packs
+
+        return render_palette_packs(receipt, t)
     fn = _RENDERERS.get(fmt)
     if fn is None:
         raise UsageError(f"unknown mirror format {fmt!r}", hint="choose one of " + ", ".join((*FORMATS, ALL)))
