@@ -80,6 +80,55 @@ def parse_size(text: str) -> int:
     return n
 
 
+COMPRESSED_SUFFIXES = ("gzip", "zstd", "+gzip", "+zstd", ".gz", "tar.gz")
+RAW_BLOCK = 128 << 10
+
+
+class RawFrameWriter:
+    """A zstd frame made only of raw (stored) blocks, for data that is already compressed.
+
+    Hand-written because no zstd binding exposes "store": the format is a 4-byte magic, a frame header
+    (content size; a 128 KiB window so `zstd -d` needs no extra memory flags) and 3-byte block headers.
+    Standard decoders read it like any other frame; writing it costs only a memcpy.
+    """
+
+    MAGIC = b"\x28\xb5\x2f\xfd"
+
+    def __init__(self, f: IO[bytes], content_size: int) -> None:
+        self.f = f
+        self.left = content_size
+        self.buf = bytearray()
+        # descriptor: FCS field 8 bytes (flag 3), not single-segment; window descriptor: 2^17 bytes
+        f.write(self.MAGIC + bytes([0xC0, (17 - 10) << 3]) + content_size.to_bytes(8, "little"))
+        if content_size == 0:
+            f.write((1).to_bytes(3, "little"))           # one empty last raw block
+
+    def _block(self, data: bytes | memoryview, last: bool) -> None:
+        self.f.write((int(last) | (len(data) << 3)).to_bytes(3, "little"))
+        self.f.write(data)
+
+    def write(self, data: bytes) -> int:
+        self.buf += data
+        while len(self.buf) >= RAW_BLOCK:
+            self.left -= RAW_BLOCK
+            self._block(memoryview(self.buf)[:RAW_BLOCK], last=self.left == 0)
+            del self.buf[:RAW_BLOCK]
+        return len(data)
+
+    def __enter__(self) -> RawFrameWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None:
+            return
+        if self.buf:
+            self.left -= len(self.buf)
+            self._block(bytes(self.buf), last=True)
+            self.buf.clear()
+        if self.left != 0:
+            raise BundleError(f"raw frame content size mismatch ({self.left} bytes left)")
+
+
 # -- the description --------------------------------------------------------------------------------
 
 @dataclass
@@ -187,6 +236,7 @@ class BundleWriter:
     """Write side of a bundle: a Store that accepts blobs and manifests, then `finalize()`."""
 
     single_namespace = True
+    verifies_blobs = True           # put_blob checks digest and size itself
 
     def __init__(self, directory: str | os.PathLike[str], *, name: str = defaults.BUNDLE_NAME,
                  split_size: int | None = None, level: int = defaults.ZSTD_LEVEL,
@@ -212,7 +262,12 @@ class BundleWriter:
     def has_blob(self, repo: str, desc: Descriptor) -> bool:
         if desc.digest in self.baseline:
             return True
-        return self._frame(desc.digest).exists()
+        if not self._frame(desc.digest).exists():
+            return False
+        if desc.media_type:     # a frame reused from an interrupted run: keep its media type for bundle.json
+            with self._lock:
+                self._media.setdefault(desc.digest, desc.media_type)
+        return True
 
     def has_manifest(self, repo: str, desc: Descriptor) -> bool:
         return self._frame(desc.digest).exists()
@@ -229,15 +284,20 @@ class BundleWriter:
         final = self._frame(desc.digest)
         tmp = final.with_name(f"{final.name}.{threading.get_ident()}.tmp")
         total = TAR_BLOCK + desc.size + padding(desc.size)
-        # Already-compressed layers gain nothing from effort; keep the frame cheap for them.
-        level = 1 if desc.media_type.endswith(("gzip", "zstd")) else self.level
-        cctx = zstandard.ZstdCompressor(level=level, write_content_size=True)
         try:
-            with tmp.open("wb") as f, cctx.stream_writer(f, size=total, closefd=False) as z:
-                z.write(tar_header(blob_member(desc.digest), desc.size))
-                for chunk in Verifier(chunks, desc.digest, desc.size, where=self.label):
-                    z.write(chunk)
-                z.write(b"\0" * padding(desc.size))
+            with tmp.open("wb") as f:
+                z: Any
+                if desc.media_type.endswith(COMPRESSED_SUFFIXES):
+                    # Already-compressed layers: zstd would spend CPU to gain nothing; store them raw.
+                    z = RawFrameWriter(f, total)
+                else:
+                    cctx = zstandard.ZstdCompressor(level=self.level, write_content_size=True)
+                    z = cctx.stream_writer(f, size=total, closefd=False)
+                with z:
+                    z.write(tar_header(blob_member(desc.digest), desc.size))
+                    for chunk in Verifier(chunks, desc.digest, desc.size, where=self.label):
+                        z.write(chunk)
+                    z.write(b"\0" * padding(desc.size))
             tmp.replace(final)
         finally:
             tmp.unlink(missing_ok=True)
