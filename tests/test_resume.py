@@ -1,0 +1,243 @@
+"""Resume after SIGKILL: export and import are killed (kill -9) at several points, rerun, and must redo only
+the missing work and end identical to an uninterrupted run.
+
+The CLI runs as a subprocess. A bandwidth-limiting TCP proxy on 127.0.0.1 sits in front of the registry the
+run talks to, so a big layer takes a couple of seconds and the kill lands mid-transfer deterministically.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mirror import sample
+from mirror.bundle import BundleInfo
+from mirror.delta import take_inventory
+from mirror.http import HostSettings, Http
+from mirror.registry import RegistryStore
+from tests.support.registries import Registry, RegistryFactory
+from tests.test_delta import BASE, fetched, ok, write_content
+
+REPO = Path(__file__).resolve().parents[1]
+BIG = 4_000_000                 # the big layer: ~1.6 s through the proxy
+RATE = 2_500_000                # proxy bytes per second, each direction
+
+
+class Throttle:
+    """TCP proxy 127.0.0.1:port -> 127.0.0.1:upstream that limits each direction to `rate` bytes/s."""
+
+    def __init__(self, upstream: int, rate: int = RATE) -> None:
+        self.upstream = upstream
+        self.rate = rate
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            up = socket.create_connection(("127.0.0.1", self.upstream))
+            self.conns += [client, up]
+            threading.Thread(target=self._pump, args=(client, up), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, client), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(32768):
+                dst.sendall(data)
+                time.sleep(len(data) / self.rate)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.closed = True
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def cli(*argv: str) -> list[str]:
+    return [sys.executable, "-m", "mirror.cli", *argv]
+
+
+def kill_when(argv: list[str], cond: Callable[[], bool], timeout: float = 60) -> None:
+    """Run the CLI and SIGKILL it as soon as `cond()` holds; fail if it finished first."""
+    p = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    try:
+        while p.poll() is None and time.monotonic() < deadline:
+            if cond():
+                p.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.003)
+        _, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == -signal.SIGKILL, f"the run was not killed mid-way (exit {p.returncode}): {err!r}"
+
+
+def finish(argv: list[str]) -> str:
+    p = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, f"{argv} exited {p.returncode}:\n{p.stdout}\n{p.stderr}"
+    return p.stdout
+
+
+@dataclass
+class Env:
+    source: Registry
+    content: Path             # points straight at the source
+    slow_content: Path        # points at the source through the throttle
+    reference: Path           # an uninterrupted export
+    reference_out: str
+
+
+@pytest.fixture(scope="module")
+def env(registry_factory: RegistryFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    work = tmp_path_factory.mktemp("resume")
+    source = registry_factory("distribution")
+    proxy = Throttle(int(source.host.rsplit(":", 1)[1]))
+    try:
+        refs = sample.build(work / "layout", "test", big_layer_bytes=BIG)
+        sample.seed(work / "layout", source.url, quiet=True)
+        content = write_content(work / "c.yaml", source.url, refs)
+        slow = write_content(work / "slow.yaml", proxy.url, refs)
+        out = ok("export", "-f", str(content), "-o", str(work / "reference"), "--name", "c")
+        yield Env(source, content, slow, work / "reference", out)
+    finally:
+        proxy.close()
+        source.stop()
+
+
+def frames(bundle: Path) -> dict[str, tuple[int, int]]:
+    """Finished frames of an export in progress: name -> (inode, mtime_ns)."""
+    d = bundle / ".work" / "frames"
+    if not d.exists():
+        return {}
+    out = {}
+    for p in d.iterdir():
+        if not p.name.endswith(".tmp"):
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                continue
+            out[p.name] = (st.st_ino, st.st_mtime_ns)
+    return out
+
+
+def partial_frame_over(bundle: Path, n: int) -> bool:
+    d = bundle / ".work" / "frames"
+    try:
+        return any(p.name.endswith(".tmp") and p.stat().st_size > n for p in d.iterdir())
+    except FileNotFoundError:
+        return False
+
+
+def test_export_killed_and_rerun(env: Env, tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    argv = cli("export", "-f", str(env.slow_content), "-o", str(out), "--name", "c", "-j", "1")
+    total = fetched(env.reference_out)
+    ref = BundleInfo.load(env.reference)
+
+    # 1: killed after a few blobs
+    kill_when(argv, lambda: len(frames(out)) >= 3)
+    first = frames(out)
+    assert 3 <= len(first) < len(ref.blobs)
+    assert not (out / "bundle.json").exists()
+
+    # 2: killed again in the middle of the big layer; what run 1 finished was not fetched again
+    kill_when(argv, lambda: partial_frame_over(out, BIG // 4))
+    second = frames(out)
+    assert all(second.get(k) == v for k, v in first.items()), "finished frames were rewritten"
+    assert len(second) < len(ref.blobs)
+
+    # 3: finishes, fetching only what was missing
+    summary = finish(argv)
+    # both kills landed while blobs were transferred (manifests come after), so every frame is a blob
+    assert fetched(summary) == total - len(second) >= 1
+    info = BundleInfo.load(out)
+    assert info.artifacts == ref.artifacts
+    assert info.blobs == ref.blobs
+    assert [(p.name, p.size, p.sha256) for p in info.parts] == [(p.name, p.size, p.sha256) for p in ref.parts]
+    assert not (out / ".work").exists()
+
+
+def storage_blobs(reg: Registry) -> int:
+    d = reg.root / "docker" / "registry" / "v2" / "blobs" / "sha256"
+    return len(list(d.glob("*/*/data"))) if d.exists() else 0
+
+
+def upload_over(reg: Registry, n: int) -> bool:
+    d = reg.root / "docker" / "registry" / "v2" / "repositories"
+    try:
+        return any(p.stat().st_size > n for p in d.glob("**/_uploads/*/data"))
+    except FileNotFoundError:
+        return False
+
+
+def inventory(reg: Registry) -> dict[str, object]:
+    http = Http({reg.host: HostSettings(plain_http=True)})
+    try:
+        doc = take_inventory(RegistryStore(http, reg.host), BASE)
+    finally:
+        http.close()
+    return {"repositories": doc["repositories"], "blobs": doc["blobs"]}
+
+
+def test_import_killed_and_rerun(env: Env, registry_factory: RegistryFactory) -> None:
+    resumed = registry_factory("distribution")
+    clean = registry_factory("distribution")
+    proxy = Throttle(int(resumed.host.rsplit(":", 1)[1]))
+    try:
+        full = ok("import", str(env.reference), "--to", f"{clean.host}/{BASE}", "--plain-http")
+        total = fetched(full)
+        argv = cli("import", str(env.reference), "--to", f"127.0.0.1:{proxy.port}/{BASE}", "--plain-http",
+                   "-j", "1")
+
+        # 1: killed after a few blobs landed
+        kill_when(argv, lambda: storage_blobs(resumed) >= 3)
+        landed = storage_blobs(resumed)
+        assert 3 <= landed < total
+        # 2: killed in the middle of the big layer's upload
+        kill_when(argv, lambda: upload_over(resumed, BIG // 4))
+        before = storage_blobs(resumed)
+        assert landed <= before < total
+        # 3: finishes, pushing only what is missing (manifests are pushed after every blob)
+        summary = finish(argv)
+        assert fetched(summary) == total - before >= 1
+        assert inventory(resumed) == inventory(clean)
+    finally:
+        proxy.close()
+        resumed.stop()
+        clean.stop()
+
+
+def test_rerun_after_finish_pushes_nothing(env: Env, target_registry: Registry) -> None:
+    ok("import", str(env.reference), "--to", f"{target_registry.host}/{BASE}", "--plain-http")
+    again = ok("import", str(env.reference), "--to", f"{target_registry.host}/{BASE}", "--plain-http")
+    assert fetched(again) == 0
