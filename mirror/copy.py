@@ -185,8 +185,10 @@ def _transfer(source: Store, target: Store, task: _BlobTask, repo: str, progress
     for attempt in range(defaults.RETRIES + 1):
         try:
             with source.open_blob(task.src_repo, task.desc) as chunks:
-                target.put_blob(repo, task.desc, Verifier(_counting(chunks, progress, task.desc.digest),
-                                                          task.desc.digest, task.desc.size, where=source.label))
+                stream = _counting(chunks, progress, task.desc.digest)
+                if not getattr(target, "verifies_blobs", False):      # stores that verify need no 2nd pass
+                    stream = iter(Verifier(stream, task.desc.digest, task.desc.size, where=source.label))
+                target.put_blob(repo, task.desc, stream)
             return
         except _TRANSIENT as e:
             last = e

@@ -32,6 +32,12 @@ def blob_path(root: Path, digest: str) -> Path:
 class LayoutStore:
     """Reads and writes an OCI layout. Refs in index.json are full references (host/repo:tag)."""
 
+    single_namespace = True
+    verifies_blobs = True
+
+    def repo_of(self, ref: Reference) -> str:
+        return ref.name
+
     def __init__(self, root: str | os.PathLike[str], *, create: bool = False) -> None:
         self.root = Path(root)
         self.label = f"OCI layout {self.root}"
