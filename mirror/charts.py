@@ -655,6 +655,7 @@ def chart_items(ctx: ExportContext) -> list[CopyItem]:
     store = ChartStore()
     registries = RegistrySet(ctx.http)
     items: list[CopyItem] = []
+    images: dict[str, CopyItem] = {}          # one item per image; meta["from"] names every chart needing it
     for entry in ctx.content.charts:
         where = _entry_where(ctx, entry)
         validate_entry(entry, where)
@@ -687,16 +688,21 @@ def chart_items(ctx: ExportContext) -> list[CopyItem]:
                 tgz, _ = fetch_oci(registries, source)
             meta = {"chart": name, "version": version, "oci": str(entry["oci"])}
         items.append(CopyItem(source, source, [], kind="chart", meta=meta))
-        if want_images:
-            for ref in discover_images(tgz):
-                items.append(CopyItem(ref, ref, platforms, meta={"from": f"chart {name}:{version}"}))
+        refs = discover_images(tgz) if want_images else []
         if isinstance(images_opt, list):
             for text in images_opt:
                 try:
-                    ref = parse(text)
+                    refs.append(parse(text))
                 except MirrorError as e:
                     raise ContentFileError(e.what, where=where, hint=e.hint) from None
-                items.append(CopyItem(ref, ref, platforms, meta={"from": f"chart {name}:{version} (listed)"}))
+        for ref in refs:
+            needed_by = f"chart {name}:{version}"
+            it = images.get(str(ref))
+            if it is None:
+                images[str(ref)] = it = CopyItem(ref, ref, platforms, meta={"from": needed_by})
+                items.append(it)
+            elif needed_by not in it.meta["from"].split(", "):
+                it.meta["from"] += f", {needed_by}"
     return items
 
 
