@@ -257,3 +257,14 @@ def test_receipt_lists_oci_urls_and_mirrors_helm_writes_an_index(world: World) -
     (url,) = index["entries"]["app"][0]["urls"]
     assert url == f"oci://{world.target}/{BASE}/ghcr.io/org/charts/app:1.2.3_build.1"
     assert index["entries"]["app"][0]["version"] == OCI_VERSION
+
+
+def test_helm_uses_the_generated_index_as_a_classic_repo(world: World) -> None:
+    out = world.tmp / "helm-index"
+    cli("mirrors", "--receipt", str(world.receipt), "--format", "helm", "-o", str(out))
+    dest = world.tmp / "via-index"
+    dest.mkdir(exist_ok=True)
+    with serve_dir(out) as url:
+        _run(["helm", "repo", "add", "inside", url], env=world.env)
+        _run(["helm", "pull", "inside/web", "--version", "1.3.5", "--plain-http", "-d", str(dest)], env=world.env)
+    assert (dest / "web-1.3.5.tgz").read_bytes() == world.tgz["web:1.3.5"]
