@@ -286,7 +286,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 def _import_one(args: argparse.Namespace, bundle_dir: Path, host: str, base: str, http: Http,
                 target: RegistryStore, receipt: Receipt) -> None:
     reader = BundleReader(bundle_dir)
-    bad = check_parts(bundle_dir, reader.info, args.jobs) if args.verify else _quick_parts(reader)
+    # Checksum every part before anything is pushed: a flipped byte must not leave half an import behind.
+    bad = _quick_parts(reader) or check_parts(bundle_dir, reader.info, args.jobs)
     if bad:
         for name, problem in sorted(bad.items()):
             print(f"bad part: {name}: {problem}", file=sys.stderr)
@@ -374,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--receipt", help="write the import receipt (JSON) here")
     p.add_argument("--mirrors-out", help="write every mirror configuration format into this directory")
     p.add_argument("--pack-base", help="base path for Palette packs (default: the --to base path)")
-    p.add_argument("--verify", action="store_true", help="checksum every part before importing")
+    p.add_argument("--verify", action="store_true", help="checksum every part first (always done; kept for scripts)")
     p.set_defaults(func=cmd_import)
 
     import importlib
