@@ -22,8 +22,6 @@ import io
 import json
 import os
 import random
-import ssl
-import subprocess
 import sys
 import tarfile
 from collections.abc import Sequence
@@ -33,7 +31,7 @@ from typing import Any
 
 from .digest import sha256_digest
 from .layout import LayoutStore
-from .mediatypes import DOCKER_LIST, DOCKER_MANIFEST, DOCKER_TYPES, OCI_EMPTY_JSON, OCI_INDEX, OCI_MANIFEST
+from .mediatypes import DOCKER_LIST, DOCKER_MANIFEST, OCI_EMPTY_JSON, OCI_INDEX, OCI_MANIFEST
 from .reference import parse
 from .store import Manifest
 
@@ -375,84 +373,42 @@ def build(path: str | os.PathLike[str], profile: str, *, big_layer_bytes: int | 
 
 
 # -- seeding a registry -------------------------------------------------------------------------------
-def _push_direct(store: LayoutStore, ref_name: str, base_url: str, *, verify: bool | ssl.SSLContext = True,
-                 auth: tuple[str, str] | None = None) -> None:
-    """Minimal byte-exact push of one layout ref (blobs, child manifests, then the tag) with httpx.
-
-    Used only where skopeo cannot keep digests. The real copy function (mirror.copy) replaces this.
-    """
-    import httpx
-
-    from .mediatypes import children, parse_manifest
-
-    r = parse(ref_name)
-    repo = r.repository
-    m = store.get_manifest(r)
-    with httpx.Client(base_url=base_url, verify=verify, auth=auth, timeout=300) as c:
-        def put_blob(d: str) -> None:
-            if c.head(f"/v2/{repo}/blobs/{d}").status_code == 200:
-                return
-            data = (store.root / "blobs" / "sha256" / d.split(":", 1)[1]).read_bytes()
-            resp = c.post(f"/v2/{repo}/blobs/uploads/")
-            resp.raise_for_status()
-            loc = resp.headers["Location"]
-            sep = "&" if "?" in loc else "?"
-            c.put(f"{loc}{sep}digest={d}", content=data,
-                  headers={"Content-Type": "application/octet-stream"}).raise_for_status()
-
-        def put_manifest(data: bytes, media_type: str, ident: str) -> None:
-            mt, doc = parse_manifest(data, media_type)
-            kids, blobs = children(mt, doc)
-            for bd in blobs:
-                put_blob(bd.digest)
-            for kd in kids:
-                kdata = (store.root / "blobs" / "sha256" / kd.digest.split(":", 1)[1]).read_bytes()
-                put_manifest(kdata, kd.media_type, kd.digest)
-            c.put(f"/v2/{repo}/manifests/{ident}", content=data,
-                  headers={"Content-Type": mt}).raise_for_status()
-
-        put_manifest(m.data, m.media_type, r.tag or m.digest)
-
-
 def seed(path: str | os.PathLike[str], to: str, *, cert_dir: str | None = None,
          creds: str | None = None, quiet: bool = False) -> list[str]:
     """Push every ref of the layout to the registry at URL `to`, same repository path, same digests.
 
     `docker.io/library/nginx:1.25` goes to `<to-host>/library/nginx:1.25`: the registry plays the source
-    host's endpoint. Returns the destination references.
+    host's endpoint. Uses the tool's own copy function (layout store -> registry store). Returns the
+    destination references.
     """
+    from .copy import CopyItem, copy
+    from .errors import MirrorError
+    from .http import HostSettings, Http
+    from .reference import Reference
+    from .registry import RegistryStore
+
     store = LayoutStore(path)
     scheme, _, host = to.partition("://")
     if not host:
         scheme, host = "https", to
     host = host.rstrip("/")
-    plain = scheme == "http"
-    out = []
-    for name, desc in store.refs():
+    user, _, password = (creds or "").partition(":")
+    settings = HostSettings(plain_http=scheme == "http", ca_file=str(Path(cert_dir) / "ca.crt") if cert_dir else None,
+                            username=user or None, password=password if creds else None)
+    http = Http({host: settings}, use_docker_config=False)
+    items = []
+    for name, _ in store.refs():
         r = parse(name)
-        dest = f"{host}/{r.repository}:{r.tag}"
-        if desc.media_type in DOCKER_TYPES:
-            # skopeo 1.9's oci: transport only finds index.json entries with OCI media types ("no descriptor
-            # found for reference"), so it cannot read Docker v2 manifests/lists from a layout; push those
-            # bytes as they are. (skopeo does copy OCI indexes, images and artifacts byte-for-byte.)
-            verify: bool | ssl.SSLContext = True
-            if cert_dir:
-                verify = ssl.create_default_context(cafile=str(Path(cert_dir) / "ca.crt"))
-            auth = tuple(creds.split(":", 1)) if creds else None
-            _push_direct(store, name, f"{scheme}://{host}", verify=verify, auth=auth)  # type: ignore[arg-type]
-        else:
-            cmd = ["skopeo", "copy", "--all", "--preserve-digests", "--quiet"]
-            if plain:
-                cmd.append("--dest-tls-verify=false")
-            elif cert_dir:
-                cmd.append(f"--dest-cert-dir={cert_dir}")
-            if creds:
-                cmd.append(f"--dest-creds={creds}")
-            cmd += [f"oci:{Path(path)}:{name}", f"docker://{dest}"]
-            subprocess.run(cmd, check=True)
-        out.append(dest)
-        if not quiet:
-            print(dest)
+        items.append(CopyItem(r, Reference(host, r.repository, r.tag, None if r.tag else r.digest)))
+    try:
+        result = copy(store, RegistryStore(http, host, role="seed target"), items)
+    finally:
+        http.close()
+    if result.failed:
+        raise MirrorError(f"seeding failed: {result.failed[0].item.source}: {result.failed[0].error}")
+    out = [f"{host}/{it.target.repository}:{it.target.tag}" for it in items]
+    if not quiet:
+        print("\n".join(out))
     return out
 
 
