@@ -390,6 +390,14 @@ def raise_for(resp: httpx.Response, what: str, where: str, *, hint: str = "") ->
     code = resp.status_code
     detail = error_detail(resp)
     if code == 401:
+        try:
+            sent = "authorization" in resp.request.headers
+        except RuntimeError:                # a response built without a request
+            sent = False
+        if sent:
+            raise AuthError(f"{what}: unauthorized, the credentials were rejected ({detail})", where=where,
+                            hint=hint or "check the username and password (--username/--password-stdin, "
+                            "content file auth, or docker login)")
         raise AuthError(f"{what}: unauthorized ({detail})", where=where,
                         hint=hint or "give credentials (--username/--password-stdin, content file auth, "
                         "or docker login)")

@@ -19,7 +19,7 @@ from .errors import (
     UnreachableError,
     UnsupportedError,
 )
-from .http import Http, iter_response, raise_for
+from .http import Http, iter_response, parse_challenges, raise_for
 from .mediatypes import ACCEPT, DOCKER_TYPES, Descriptor, parse_manifest
 from .reference import Reference
 from .store import Manifest
@@ -46,6 +46,10 @@ class RegistryStore:
 
     def ping(self) -> None:
         resp = self.http.request("GET", f"{self.base_url}/v2/", where=self.label)
+        if resp.status_code == 401 and ("authorization" in resp.request.headers or
+                                        "bearer" not in parse_challenges(resp.headers.get("www-authenticate", ""))):
+            # credentials were sent and refused, or Basic auth without any: nothing can work, stop here
+            raise_for(resp, "login", self.label)
         if resp.status_code not in (200, 401):
             raise RegistryError(f"/v2/ answered HTTP {resp.status_code}; this is not an OCI registry",
                                 where=self.label, hint="check the endpoint address")

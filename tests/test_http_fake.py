@@ -342,3 +342,22 @@ def test_auth_failure_message_has_no_password() -> None:
         store.get_manifest(parse(f"{HOST}/a:1"))
     assert "hunter2" not in str(ei.value)
     assert "aHVudGVyMg" not in str(ei.value)                      # nor its base64
+
+
+def test_ping_stops_early_when_login_cannot_work() -> None:
+    basic = Fake(lambda req: httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="r"'}))
+    with pytest.raises(AuthError, match="login: unauthorized") as ei:
+        RegistryStore(basic.http(), HOST).ping()                  # Basic and no credentials
+    assert "give credentials" in ei.value.hint
+    with pytest.raises(AuthError, match="credentials were rejected") as ei:
+        RegistryStore(basic.http(username="u", password="bad"), HOST).ping()
+    assert "check the username and password" in ei.value.hint
+    # a Bearer registry may allow anonymous pulls: /v2/ answering 401 is not a failure by itself
+    bearer = Fake(lambda req: httpx.Response(401, headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'})
+                  if req.url.host == HOST else httpx.Response(401))
+    with pytest.raises(AuthError, match="anonymous access"):
+        RegistryStore(bearer.http(), HOST).ping()                 # unless its token service refuses
+    anon = Fake(lambda req: httpx.Response(200, json={"token": "t"}) if req.url.host == "auth.test"
+                else httpx.Response(200 if req.headers.get("authorization") else 401,
+                                    headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'}))
+    RegistryStore(anon.http(), HOST).ping()
