@@ -89,46 +89,65 @@ class RawFrameWriter:
 
     Hand-written because no zstd binding exposes "store": the format is a 4-byte magic, a frame header
     (content size; a 128 KiB window so `zstd -d` needs no extra memory flags) and 3-byte block headers.
-    Standard decoders read it like any other frame; writing it costs only a memcpy.
+    Standard decoders read it like any other frame; writing it costs no CPU beyond the copy, and its
+    length is known before the first byte arrives (`raw_frame_length`).
     """
 
     MAGIC = b"\x28\xb5\x2f\xfd"
+    FLUSH = 8 * RAW_BLOCK
 
-    def __init__(self, f: IO[bytes], content_size: int) -> None:
-        self.f = f
+    def __init__(self, stream: _Stream, offset: int, content_size: int) -> None:
+        self.stream = stream
+        self.pos = offset
         self.left = content_size
         self.buf = bytearray()
-        self.out = bytearray()
+        self.out: list[bytes | memoryview] = []
+        self.out_len = 0
         # descriptor: FCS field 8 bytes (flag 3), not single-segment; window descriptor: 2^17 bytes
-        f.write(self.MAGIC + bytes([0xC0, (17 - 10) << 3]) + content_size.to_bytes(8, "little"))
+        self._emit(self.MAGIC + bytes([0xC0, (17 - 10) << 3]) + content_size.to_bytes(8, "little"))
         if content_size == 0:
-            f.write((1).to_bytes(3, "little"))           # one empty last raw block
+            self._emit((1).to_bytes(3, "little"))           # one empty last raw block
 
-    def _block(self, data: bytes | memoryview, last: bool) -> None:
-        self.out += (int(last) | (len(data) << 3)).to_bytes(3, "little")
-        self.out += data
-        if len(self.out) >= 8 * RAW_BLOCK or last:
-            self.f.write(self.out)                    # one syscall per ~1 MiB, not two per block
-            self.out.clear()
+    def _emit(self, b: bytes | memoryview) -> None:
+        self.out.append(b)
+        self.out_len += len(b)
+
+    def _flush(self) -> None:
+        if self.out:
+            self.stream.pwrite(self.pos, self.out)
+            self.pos += self.out_len
+            self.out = []
+            self.out_len = 0
 
     def write(self, data: bytes) -> int:
-        self.buf += data
-        while len(self.buf) >= RAW_BLOCK:
-            self.left -= RAW_BLOCK
-            self._block(memoryview(self.buf)[:RAW_BLOCK], last=self.left == 0)
-            del self.buf[:RAW_BLOCK]
+        view = memoryview(data)
+        if self.buf:                                   # complete a partial block first
+            take = min(RAW_BLOCK - len(self.buf), len(view))
+            self.buf += view[:take]
+            view = view[take:]
+            if len(self.buf) == RAW_BLOCK:
+                self._block(bytes(self.buf))
+                self.buf = bytearray()
+        while len(view) >= RAW_BLOCK:                  # whole blocks go out without a copy (pwritev)
+            self._block(view[:RAW_BLOCK])
+            view = view[RAW_BLOCK:]
+        if len(view):
+            self.buf += view
+        if self.out_len >= self.FLUSH:
+            self._flush()
         return len(data)
 
-    def __enter__(self) -> RawFrameWriter:
-        return self
+    def _block(self, data: bytes | memoryview) -> None:
+        self.left -= len(data)
+        last = self.left == 0
+        self._emit((int(last) | (len(data) << 3)).to_bytes(3, "little"))
+        self._emit(data)
 
-    def __exit__(self, *exc: object) -> None:
-        if exc[0] is not None:
-            return
+    def close(self) -> None:
         if self.buf:
-            self.left -= len(self.buf)
-            self._block(bytes(self.buf), last=True)
-            self.buf.clear()
+            self._block(bytes(self.buf))
+            self.buf = bytearray()
+        self._flush()
         if self.left != 0:
             raise BundleError(f"raw frame content size mismatch ({self.left} bytes left)")
 
@@ -222,22 +241,98 @@ class BundleInfo:
 
 # -- writing -----------------------------------------------------------------------------------------
 
-class _CountingWriter(io.RawIOBase):
-    def __init__(self, f: IO[bytes]) -> None:
-        self.f = f
-        self.n = 0
+SKIPPABLE_MAGIC = 0x184D2A50
+_MAX_SKIP = 0xFFFFFFFF
 
-    def writable(self) -> bool:
-        return True
 
-    def write(self, b: Any) -> int:
-        n = self.f.write(b)
-        self.n += n
-        return n
+def raw_frame_length(content_size: int) -> int:
+    """Exact length of a RawFrameWriter frame: 14-byte header + 3 bytes per 128 KiB block + the data."""
+    blocks = max(1, -(-content_size // RAW_BLOCK))
+    return 14 + 3 * blocks + content_size
+
+
+def skippable_header(length: int) -> bytes:
+    """A zstd skippable frame header covering `length` bytes (header included): decoders ignore it."""
+    return SKIPPABLE_MAGIC.to_bytes(4, "little") + (length - 8).to_bytes(4, "little")
+
+
+class _Stream:
+    """The bundle's byte stream, already cut into part files, written at offsets (pwrite, GIL-free).
+
+    Workers reserve a region of exactly their frame's length and write it in place, so finished blobs
+    are never copied again: the part files *are* the output.
+    """
+
+    def __init__(self, directory: Path, name: str, split: int | None) -> None:
+        self.dir = directory
+        self.name = name
+        self.split = split
+        self._fds: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def part_name(self, i: int) -> str:
+        return f"{self.name}.tar.zst.{i:03d}" if self.split else f"{self.name}.tar.zst"
+
+    def _fd(self, i: int) -> int:
+        with self._lock:
+            fd = self._fds.get(i)
+            if fd is None:
+                fd = self._fds[i] = os.open(self.dir / self.part_name(i), os.O_RDWR | os.O_CREAT, 0o644)
+            return fd
+
+    def extent(self) -> int:
+        end = 0
+        for p in self.dir.glob(f"{self.name}.tar.zst*"):
+            suffix = p.name[len(self.name) + len(".tar.zst"):]
+            i = int(suffix[1:]) if suffix else 0
+            size = p.stat().st_size
+            if size:
+                end = max(end, (i * self.split if self.split else 0) + size)
+        return end
+
+    def pwrite(self, offset: int, bufs: list[bytes | memoryview]) -> None:
+        if not self.split:
+            os.pwritev(self._fd(0), bufs, offset)
+            return
+        for b in bufs:
+            view = memoryview(b)
+            while view:
+                i, within = divmod(offset, self.split)
+                n = min(len(view), self.split - within)
+                os.pwrite(self._fd(i), view[:n], within)
+                offset += n
+                view = view[n:]
+
+    def finish(self, end: int) -> list[Path]:
+        """Size every part exactly (last one ends at `end`) and close; return the part paths in order."""
+        n = max(1, -(-end // self.split)) if self.split else 1
+        paths = []
+        for i in range(n):
+            size = min(self.split, end - i * self.split) if self.split else end
+            os.ftruncate(self._fd(i), size)
+            paths.append(self.dir / self.part_name(i))
+        for i, fd in list(self._fds.items()):
+            os.close(fd)
+            if i >= n:
+                (self.dir / self.part_name(i)).unlink(missing_ok=True)
+        self._fds.clear()
+        return paths
 
 
 class BundleWriter:
-    """Write side of a bundle: a Store that accepts blobs and manifests, then `finalize()`."""
+    """Write side of a bundle: a Store that accepts blobs and manifests, then `finalize()`.
+
+    Layout of the stream, fixed by the content alone so an interrupted and resumed export ends
+    byte-identical to an uninterrupted one:
+      [directory entries][already-compressed layers, sorted by digest, at planned offsets]
+      [other blobs and manifests, zstd-compressed, sorted by digest][oci-layout][index.json][tar trailer]
+    Already-compressed layers (the bulk) are stored as raw zstd blocks whose frame length is known in
+    advance, so `prepare()` gives each its offset and workers write them straight into the part files:
+    nothing big is ever copied twice. The rest is compressed into `.work/frames/` and appended at finalize.
+    `.work/journal` records each finished blob (after its bytes), so a rerun after any interruption,
+    SIGKILL included, reuses every finished blob. Planned slots never filled (a failure) become zstd
+    skippable frames, so the stream stays valid for `zstd -d | tar -x`.
+    """
 
     single_namespace = True
     verifies_blobs = True           # put_blob checks digest and size itself
@@ -253,28 +348,84 @@ class BundleWriter:
         self.label = f"bundle {self.dir}"
         self.work = self.dir / WORK
         self.frames = self.work / "frames"
+        params = {"name": name, "split_size": split_size, "format_version": defaults.BUNDLE_FORMAT_VERSION}
+        pfile = self.work / "params.json"
+        if self.work.exists() and (not pfile.exists() or json.loads(pfile.read_text()) != params):
+            shutil.rmtree(self.work)            # an interrupted run with other settings: start over
         self.frames.mkdir(parents=True, exist_ok=True)
+        pfile.write_text(json.dumps(params))
         self._lock = threading.Lock()
+        self._stream = _Stream(self.work, name, split_size)
+        self._head = zstandard.ZstdCompressor().compress(tar_header("blobs/", 0) + tar_header("blobs/sha256/", 0))
+        self._plan: dict[str, tuple[int, int]] = {}         # digest -> (offset, frame length)
+        self._planned_end = len(self._head)
+        self.done: dict[str, BlobEntry] = {}                # in the stream (planned slots)
+        self.staged: dict[str, BlobEntry] = {}              # in .work/frames (offset assigned at finalize)
         self._media: dict[str, str] = {}
+        self._load_journal()
+        self._journal = (self.work / "journal").open("a")
 
-    def repo_of(self, ref: Reference) -> str:
-        return ref.name
+    # -- journal and plan ---------------------------------------------------------------------------
+    def _load_journal(self) -> None:
+        journal = self.work / "journal"
+        if not journal.exists():
+            return
+        for line in journal.read_text().splitlines():
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue                        # a line cut by a kill: that blob is simply fetched again
+            entry = BlobEntry(e["size"], e["offset"], e["length"], e.get("media_type", ""))
+            if e["offset"] < 0:
+                if self._frame(e["digest"]).exists():
+                    self.staged[e["digest"]] = entry
+            else:
+                self.done[e["digest"]] = entry
 
     def _frame(self, digest: str) -> Path:
         return self.frames / digest.replace(":", "-")
 
+    def prepare(self, blobs: Iterable[Descriptor]) -> None:
+        """Give every already-compressed layer its place in the stream (called by copy after planning)."""
+        raw = sorted({d.digest: d for d in blobs
+                      if d.media_type.endswith(COMPRESSED_SUFFIXES) and d.digest not in self.baseline}.values(),
+                     key=lambda d: d.digest)
+        pos = len(self._head)
+        plan = {}
+        for d in raw:
+            length = raw_frame_length(TAR_BLOCK + d.size + padding(d.size))
+            plan[d.digest] = (pos, length)
+            pos += length
+        with self._lock:
+            self._plan, self._planned_end = plan, pos
+            # a blob finished by an earlier run at another place (the content changed): fetch it again
+            for digest, e in list(self.done.items()):
+                if plan.get(digest) != (e.offset, e.length):
+                    del self.done[digest]
+
+    def _record(self, digest: str, entry: BlobEntry, *, staged: bool) -> None:
+        with self._lock:
+            (self.staged if staged else self.done)[digest] = entry
+            line = {"digest": digest, **entry.__dict__}
+            if staged:
+                line["offset"] = -1
+            self._journal.write(json.dumps(line) + "\n")
+            self._journal.flush()
+
+    # -- Store ------------------------------------------------------------------------------------------
+    def repo_of(self, ref: Reference) -> str:
+        return ref.name
+
     def has_blob(self, repo: str, desc: Descriptor) -> bool:
         if desc.digest in self.baseline:
             return True
-        if not self._frame(desc.digest).exists():
-            return False
-        if desc.media_type:     # a frame reused from an interrupted run: keep its media type for bundle.json
-            with self._lock:
-                self._media.setdefault(desc.digest, desc.media_type)
-        return True
+        e = self.done.get(desc.digest) or self.staged.get(desc.digest)
+        if e is not None and desc.media_type and not e.media_type:
+            e.media_type = desc.media_type
+        return e is not None
 
     def has_manifest(self, repo: str, desc: Descriptor) -> bool:
-        return self._frame(desc.digest).exists()
+        return desc.digest in self.done or desc.digest in self.staged
 
     @contextmanager
     def open_blob(self, repo: str, desc: Descriptor) -> Iterator[Iterator[bytes]]:
@@ -285,153 +436,127 @@ class BundleWriter:
         raise NotFoundError("a bundle being written cannot be read", where=self.label)
 
     def put_blob(self, repo: str, desc: Descriptor, chunks: Iterable[bytes]) -> None:
+        total = TAR_BLOCK + desc.size + padding(desc.size)
+        header = tar_header(blob_member(desc.digest), desc.size)
+        data = Verifier(chunks, desc.digest, desc.size, where=self.label)
+        slot = self._plan.get(desc.digest)
+        if slot is not None:
+            # Already-compressed layer: raw zstd blocks straight into its planned place (no CPU, no copy).
+            w = RawFrameWriter(self._stream, slot[0], total)
+            w.write(header)
+            for chunk in data:
+                w.write(chunk)
+            w.write(b"\0" * padding(desc.size))
+            w.close()
+            self._record(desc.digest, BlobEntry(desc.size, slot[0], slot[1], desc.media_type), staged=False)
+            return
         final = self._frame(desc.digest)
         tmp = final.with_name(f"{final.name}.{threading.get_ident()}.tmp")
-        total = TAR_BLOCK + desc.size + padding(desc.size)
         try:
             with tmp.open("wb") as f:
-                z: Any
-                if desc.media_type.endswith(COMPRESSED_SUFFIXES):
-                    # Already-compressed layers: zstd would spend CPU to gain nothing; store them raw.
-                    z = RawFrameWriter(f, total)
-                else:
-                    cctx = zstandard.ZstdCompressor(level=self.level, write_content_size=True)
-                    z = cctx.stream_writer(f, size=total, closefd=False)
-                with z:
-                    z.write(tar_header(blob_member(desc.digest), desc.size))
-                    for chunk in Verifier(chunks, desc.digest, desc.size, where=self.label):
+                cctx = zstandard.ZstdCompressor(level=self.level, write_content_size=True)
+                with cctx.stream_writer(f, size=total, closefd=False) as z:
+                    z.write(header)
+                    for chunk in data:
                         z.write(chunk)
                     z.write(b"\0" * padding(desc.size))
+                length = f.tell()
             tmp.replace(final)
         finally:
             tmp.unlink(missing_ok=True)
-        if desc.media_type:
-            with self._lock:
-                self._media[desc.digest] = desc.media_type
+        self._record(desc.digest, BlobEntry(desc.size, -1, length, desc.media_type), staged=True)
 
     def put_manifest(self, ref: Reference, manifest: Manifest) -> None:
         desc = manifest.descriptor
-        if not self._frame(desc.digest).exists():
-            self.put_blob("", desc, [manifest.data])
+        if not self.has_manifest("", desc):
+            self.put_blob("", Descriptor(manifest.media_type, desc.digest, desc.size), [manifest.data])
         with self._lock:
             self._media[desc.digest] = manifest.media_type
 
+    # -- finalize ---------------------------------------------------------------------------------------
     def _small_frame(self, name: str, data: bytes) -> bytes:
         raw = tar_header(name, len(data)) + data + b"\0" * padding(len(data))
         return zstandard.ZstdCompressor(level=self.level).compress(raw)
 
     def finalize(self, artifacts: list[dict[str, Any]], *, depends_on: list[dict[str, Any]] | None = None,
                  external_blobs: Iterable[str] = ()) -> BundleInfo:
-        """Assemble the parts and publish bundle.json. Everything before this is invisible to verify."""
+        """Complete the stream and publish bundle.json. Everything before this is invisible to verify."""
+        # Only what the artifacts use goes into the index (frames of content dropped since an
+        # interrupted run are left out); without artifacts (library use) everything written is kept.
+        used = {d for a in artifacts for d in a.get("contents", [a["digest"]])}
+
+        def wanted(d: str) -> bool:
+            return d not in self.baseline and (not artifacts or d in used)
+
+        self._stream.pwrite(0, [self._head])
+        blobs: dict[str, BlobEntry] = {d: e for d, e in self.done.items() if wanted(d)}
+        covered = [(0, len(self._head))] + [(e.offset, e.length) for e in blobs.values()]
+        pos = self._planned_end
+        for digest in sorted(d for d in self.staged if wanted(d) and d not in blobs):
+            e = self.staged[digest]
+            with self._frame(digest).open("rb") as f:
+                start = pos
+                while buf := f.read(defaults.CHUNK_SIZE * 4):
+                    self._stream.pwrite(pos, [buf])
+                    pos += len(buf)
+            blobs[digest] = BlobEntry(e.size, start, pos - start, e.media_type)
         # index.json names every artifact by its full source reference (tag, or digest when pinned only).
         index: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
         for art in sorted(artifacts, key=lambda a: a["ref"]):
             index["manifests"].append({"mediaType": art["media_type"], "digest": art["digest"],
                                        "size": art["manifest_size"],
                                        "annotations": {ANNOTATION_REF_NAME: art["ref"]}})
-        head = [
-            self._small_frame("oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode()),
-            self._small_frame("index.json", json.dumps(index, indent=1).encode()),
-            zstandard.ZstdCompressor().compress(tar_header("blobs/", 0) + tar_header("blobs/sha256/", 0)),
-        ]
-        tail = zstandard.ZstdCompressor().compress(b"\0" * (2 * TAR_BLOCK))
-        frames = sorted(p for p in self.frames.iterdir() if not p.name.endswith(".tmp"))
-        staged = self.work / "parts"
-        if staged.exists():
-            shutil.rmtree(staged)
-        staged.mkdir()
-        out = _PartSink(staged, self.name, self.split_size)
-        for chunk in head:
-            out.write(chunk)
-        blobs: dict[str, BlobEntry] = {}
-        for p in frames:
-            digest = p.name.replace("-", ":", 1)
-            offset = out.pos
-            with p.open("rb") as f:
-                while True:
-                    buf = f.read(defaults.CHUNK_SIZE * 4)
-                    if not buf:
-                        break
-                    out.write(buf)
-            blobs[digest] = BlobEntry(_frame_data_size(p), offset, out.pos - offset, self._media.get(digest, ""))
-        out.write(tail)
-        parts = out.close()
+        tail = (self._small_frame("oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode())
+                + self._small_frame("index.json", json.dumps(index, indent=1).encode())
+                + zstandard.ZstdCompressor().compress(b"\0" * (2 * TAR_BLOCK)))
+        self._stream.pwrite(pos, [tail])
+        end = pos + len(tail)
+        self._fill_gaps(sorted(covered), self._planned_end)
+        self._journal.close()
+        paths = self._stream.finish(end)
+        with ThreadPoolExecutor(max(1, min(4, len(paths)))) as pool:
+            sums = list(pool.map(_hash_file, paths))
+        parts = [Part(p.name, p.stat().st_size, h) for p, h in zip(paths, sums, strict=True)]
+        for d, mt in self._media.items():
+            if d in blobs:
+                blobs[d].media_type = mt
         info = BundleInfo(
             id=str(uuid.uuid4()), created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            tool_version=__version__, artifacts=artifacts, blobs=blobs, parts=parts, name=self.name,
-            split_size=self.split_size, depends_on=list(depends_on or []),
+            tool_version=__version__, artifacts=artifacts, blobs=dict(sorted(blobs.items())), parts=parts,
+            name=self.name, split_size=self.split_size, depends_on=list(depends_on or []),
             external_blobs=sorted(set(external_blobs)),
         )
-        self._publish(staged, info)
+        self._publish(paths, info)
         return info
 
-    def _publish(self, staged: Path, info: BundleInfo) -> None:
+    def _fill_gaps(self, used: list[tuple[int, int]], end: int) -> None:
+        """Cover planned slots that hold no finished frame with skippable frames (decoders ignore them)."""
+        pos = 0
+        for off, length in [*used, (end, 0)]:
+            while off - pos >= 8:
+                n = min(off - pos, _MAX_SKIP)
+                if 0 < off - pos - n < 8:
+                    n -= 8
+                self._stream.pwrite(pos, [skippable_header(n)])
+                pos += n
+            if off < pos:
+                raise BundleError(f"overlapping frames at offset {off}", where=self.label)
+            pos = max(pos, off + length)
+
+    def _publish(self, paths: list[Path], info: BundleInfo) -> None:
         # Retire any older bundle in this directory first: bundle.json goes first, so at no moment
         # does a bundle.json describe parts that are not (yet) the right ones.
         (self.dir / BUNDLE_JSON).unlink(missing_ok=True)
         for old in self.dir.glob(f"{self.name}.tar.zst*"):
             old.unlink()
         (self.dir / SUMS).unlink(missing_ok=True)
-        for p in info.parts:
-            (staged / p.name).replace(self.dir / p.name)
+        for p in paths:
+            p.replace(self.dir / p.name)
         (self.dir / SUMS).write_text("".join(f"{p.sha256}  {p.name}\n" for p in info.parts))
         tmp = self.dir / (BUNDLE_JSON + ".tmp")
         tmp.write_text(json.dumps(info.to_json(), indent=1) + "\n")
         tmp.replace(self.dir / BUNDLE_JSON)
         shutil.rmtree(self.work, ignore_errors=True)
-
-
-def _frame_data_size(path: Path) -> int:
-    """The blob size, read back from the tar header at the start of its frame (works for reused frames)."""
-    with path.open("rb") as f, zstandard.ZstdDecompressor().stream_reader(f) as z:
-        return tarfile.TarInfo.frombuf(z.read(TAR_BLOCK), "utf-8", "strict").size
-
-
-class _PartSink:
-    """Writes a byte stream into parts of at most `split` bytes, hashing each."""
-
-    def __init__(self, directory: Path, name: str, split: int | None) -> None:
-        self.dir = directory
-        self.name = name
-        self.split = split
-        self.parts: list[Part] = []
-        self.pos = 0
-        self._f: IO[bytes] | None = None
-        self._h = hashlib.sha256()
-        self._size = 0
-
-    def _part_name(self, i: int) -> str:
-        return f"{self.name}.tar.zst.{i:03d}" if self.split else f"{self.name}.tar.zst"
-
-    def _open(self) -> IO[bytes]:
-        if self._f is None:
-            self._f = (self.dir / self._part_name(len(self.parts))).open("wb")
-            self._h = hashlib.sha256()
-            self._size = 0
-        return self._f
-
-    def _close_part(self) -> None:
-        if self._f is not None:
-            self._f.close()
-            self.parts.append(Part(self._part_name(len(self.parts)), self._size, self._h.hexdigest()))
-            self._f = None
-
-    def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            f = self._open()
-            room = len(view) if not self.split else min(len(view), self.split - self._size)
-            f.write(view[:room])
-            self._h.update(view[:room])
-            self._size += room
-            self.pos += room
-            view = view[room:]
-            if self.split and self._size >= self.split:
-                self._close_part()
-
-    def close(self) -> list[Part]:
-        self._close_part()
-        return self.parts
 
 
 # -- reading -----------------------------------------------------------------------------------------

@@ -286,13 +286,19 @@ def cmd_import(args: argparse.Namespace) -> int:
 def _import_one(args: argparse.Namespace, bundle_dir: Path, host: str, base: str, http: Http,
                 target: RegistryStore, receipt: Receipt) -> None:
     reader = BundleReader(bundle_dir)
-    # Checksum every part before anything is pushed: a flipped byte must not leave half an import behind.
-    bad = _quick_parts(reader) or check_parts(bundle_dir, reader.info, args.jobs)
-    if bad:
-        for name, problem in sorted(bad.items()):
-            print(f"bad part: {name}: {problem}", file=sys.stderr)
-        raise PartError(f"bundle has bad parts: {', '.join(sorted(bad))}", where=str(bundle_dir),
-                        hint="copy them again and run `airgap-mirror verify`; nothing was imported")
+
+    def refuse(bad: dict[str, str]) -> None:
+        if bad:
+            for name, problem in sorted(bad.items()):
+                print(f"bad part: {name}: {problem}", file=sys.stderr)
+            raise PartError(f"bundle has bad parts: {', '.join(sorted(bad))}", where=str(bundle_dir),
+                            hint="copy them again and run `airgap-mirror verify`; nothing was imported")
+
+    refuse(_quick_parts(reader))            # missing or truncated parts: refuse at once
+
+    def checksum_parts() -> None:
+        # Every part is checksummed before the first push: a flipped byte must not leave half an import.
+        refuse(check_parts(bundle_dir, reader.info, args.jobs))
     items = import_items(reader, host, base, getattr(args, "pack_base", None))
     if reader.info.external_blobs:
         from .delta import check_dependencies
@@ -302,7 +308,7 @@ def _import_one(args: argparse.Namespace, bundle_dir: Path, host: str, base: str
         hook(args, http, target, items)
     bars = Bars(f"import {bundle_dir.name}")
     try:
-        result = copy(reader, target, items, jobs=args.jobs, progress=bars)
+        result = copy(reader, target, items, jobs=args.jobs, progress=bars, before_push=checksum_parts)
     finally:
         bars.close()
     print(_summary(f"import {bundle_dir}", result))
@@ -414,4 +420,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m mirror.cli` runs this file as __main__, a second copy of the module; extensions register
+    # their hooks in `mirror.cli`, so run that one.
+    from mirror.cli import main as _main
+
+    sys.exit(_main())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -200,8 +200,13 @@ def _transfer(source: Store, target: Store, task: _BlobTask, repo: str, progress
 
 
 def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = defaults.JOBS,
-         progress: Progress = nothing, skip_present: bool = True) -> CopyResult:
-    """Copy every item from source to target. Failures are recorded per artifact, never half-tagged."""
+         progress: Progress = nothing, skip_present: bool = True,
+         before_push: Callable[[], None] | None = None) -> CopyResult:
+    """Copy every item from source to target. Failures are recorded per artifact, never half-tagged.
+
+    `before_push` runs once, after planning and before the first write, only when something is to be
+    written (import uses it to checksum every part, which a repeated import then does not pay for).
+    """
     started = time.monotonic()
     result = CopyResult()
     with ThreadPoolExecutor(max(1, jobs)) as pool:
@@ -230,6 +235,11 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
                 if dst not in t.dst_repos:
                     t.dst_repos.append(dst)
                 owners.setdefault(b.digest, []).append(r)
+        if before_push is not None and (tasks or any(not r.present for r in result.ok)):
+            before_push()
+        prepare = getattr(target, "prepare", None)
+        if prepare is not None:          # e.g. the bundle writer places every blob before any arrives
+            prepare([b for r in result.ok for b in r.blobs])
         progress(Event("plan", n=len(tasks), total=sum(t.desc.size for t in tasks.values())))
 
         single = bool(getattr(target, "single_namespace", False))

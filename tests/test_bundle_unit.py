@@ -22,9 +22,10 @@ from mirror.bundle import (
     BundleReader,
     BundleWriter,
     Part,
-    _PartSink,
     _RangeReader,
+    _Stream,
     parse_size,
+    skippable_header,
     verify,
 )
 from mirror.digest import sha256_digest
@@ -58,44 +59,59 @@ def test_parse_size_bad(text: str, fragment: str) -> None:
     assert ei.value.hint
 
 
-# -- _PartSink -------------------------------------------------------------------------------------------
+# -- _Stream: the part files written at offsets -----------------------------------------------------------
 
-def test_part_sink_splits_exactly(tmp_path: Path) -> None:
-    sink = _PartSink(tmp_path, "b", 10)
+def _finish(stream: _Stream, end: int) -> list[tuple[str, bytes]]:
+    return [(p.name, p.read_bytes()) for p in stream.finish(end)]
+
+
+def test_stream_splits_exactly_in_any_write_order(tmp_path: Path) -> None:
+    stream = _Stream(tmp_path, "b", 10)
     data = bytes(range(25))
-    sink.write(data[:3])
-    sink.write(data[3:22])          # crosses two part boundaries in one write
-    sink.write(data[22:])
-    assert sink.pos == 25
-    parts = sink.close()
-    assert [p.name for p in parts] == ["b.tar.zst.000", "b.tar.zst.001", "b.tar.zst.002"]
-    assert [p.size for p in parts] == [10, 10, 5]
-    for p in parts:
-        raw = (tmp_path / p.name).read_bytes()
-        assert len(raw) == p.size and hashlib.sha256(raw).hexdigest() == p.sha256
-    assert b"".join((tmp_path / p.name).read_bytes() for p in parts) == data
+    stream.pwrite(22, [data[22:]])
+    stream.pwrite(3, [data[3:12], memoryview(data)[12:22]])     # crosses two part boundaries in one call
+    stream.pwrite(0, [data[:3]])
+    parts = _finish(stream, 25)
+    assert [n for n, _ in parts] == ["b.tar.zst.000", "b.tar.zst.001", "b.tar.zst.002"]
+    assert [len(b) for _, b in parts] == [10, 10, 5]
+    assert b"".join(b for _, b in parts) == data
 
 
-def test_part_sink_exact_multiple_has_no_empty_part(tmp_path: Path) -> None:
-    sink = _PartSink(tmp_path, "b", 10)
-    sink.write(b"x" * 20)
-    parts = sink.close()
-    assert [p.size for p in parts] == [10, 10]
+def test_stream_exact_multiple_has_no_empty_part(tmp_path: Path) -> None:
+    stream = _Stream(tmp_path, "b", 10)
+    stream.pwrite(0, [b"x" * 20])
+    assert [len(b) for _, b in _finish(stream, 20)] == [10, 10]
 
 
-def test_part_sink_one_write_larger_than_many_parts(tmp_path: Path) -> None:
-    sink = _PartSink(tmp_path, "b", 7)
-    sink.write(b"y" * 50)
-    parts = sink.close()
-    assert [p.size for p in parts] == [7] * 7 + [1]
-    assert parts[-1].name == "b.tar.zst.007"
+def test_stream_one_write_larger_than_many_parts(tmp_path: Path) -> None:
+    stream = _Stream(tmp_path, "b", 7)
+    stream.pwrite(0, [b"y" * 50])
+    parts = _finish(stream, 50)
+    assert [len(b) for _, b in parts] == [7] * 7 + [1]
+    assert parts[-1][0] == "b.tar.zst.007"
 
 
-def test_part_sink_unsplit_is_one_file(tmp_path: Path) -> None:
-    sink = _PartSink(tmp_path, "content", None)
-    sink.write(b"z" * 100_000)
-    parts = sink.close()
-    assert [(p.name, p.size) for p in parts] == [("content.tar.zst", 100_000)]
+def test_stream_unsplit_is_one_file(tmp_path: Path) -> None:
+    stream = _Stream(tmp_path, "content", None)
+    stream.pwrite(0, [b"z" * 100_000])
+    assert [(n, len(b)) for n, b in _finish(stream, 100_000)] == [("content.tar.zst", 100_000)]
+
+
+def test_stream_extent_sees_the_furthest_byte(tmp_path: Path) -> None:
+    stream = _Stream(tmp_path, "b", 10)
+    stream.pwrite(23, [b"abc"])
+    assert stream.extent() == 26
+
+
+def test_skippable_gap_keeps_the_stream_decodable(tmp_path: Path) -> None:
+    """A region a killed run reserved but never finished becomes a skippable frame that zstd ignores."""
+    a = zstandard.ZstdCompressor().compress(b"first")
+    b = zstandard.ZstdCompressor().compress(b"second")
+    gap = 100
+    raw = bytearray(a + b"\xff" * gap + b)
+    raw[len(a):len(a) + 8] = skippable_header(gap)
+    with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(bytes(raw)), read_across_frames=True) as z:
+        assert z.read() == b"firstsecond"
 
 
 # -- index arithmetic on a synthetic BundleInfo -----------------------------------------------------------
