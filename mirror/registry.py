@@ -31,6 +31,10 @@ class RegistryStore:
     """One registry host. `host` is the name references use (e.g. docker.io); the Http settings say
     where it is really reached (endpoint), with which TLS and which credentials."""
 
+    # A registry must verify the digest of every upload before it commits it (distribution spec), and
+    # refuses with DIGEST_INVALID otherwise; a client-side pass over the same bytes would only cost CPU.
+    verifies_blobs = True
+
     def __init__(self, http: Http, host: str, *, role: str = "registry") -> None:
         self.http = http
         self.host = host
@@ -154,6 +158,10 @@ class RegistryStore:
         else:
             resp = self._put_chunked(repo, location, desc, chunks)
         if resp.status_code not in (201, 204):
+            if resp.status_code == 400 and "DIGEST_INVALID" in resp.text:
+                raise DigestMismatchError(f"the target computed another digest than {desc.digest}",
+                                          where=where, hint="the source bytes are corrupted; for a bundle "
+                                          "run `airgap-mirror verify` and copy the bad part again")
             raise_for(resp, f"upload blob {desc.digest}", where)
 
     def _send_once(self, req: httpx.Request, where: str) -> httpx.Response:
