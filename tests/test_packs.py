@@ -220,7 +220,8 @@ def oras_push_pack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: str, b
     archive = work / f"{NAME}-{VERSION}.tar.gz"
     archive.write_bytes(_tar({f"{NAME}/pack.json": PACK_JSON, f"{NAME}/values.yaml": VALUES.encode()}, gz=True))
     monkeypatch.chdir(work)
-    client = oras.client.OrasClient(hostname=host, insecure=True)
+    # oras-py's default token backend misreads a Basic challenge as a token realm: use its basic backend.
+    client = oras.client.OrasClient(hostname=host, insecure=True, auth_backend="basic" if auth else "token")
     if auth:
         client.auth.set_basic_auth(*auth)
     resp = client.push(files=[archive.name], target=f"{host}/{base}/spectro-packs/archive/{NAME}:{VERSION}")
