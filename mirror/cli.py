@@ -315,7 +315,8 @@ def _import_one(args: argparse.Namespace, bundle_dir: Path, host: str, base: str
     for r in result.ok:
         assert r.top is not None
         src = r.item.source
-        receipt.hosts.setdefault(src.registry, host_segment(src.registry))
+        if r.item.kind != "pack":       # packs live under the pack base, not in the image mirror map
+            receipt.hosts.setdefault(src.registry, host_segment(src.registry))
         receipt.artifacts.append(ImportedArtifact(r.item.kind, str(src), str(r.item.target), r.top.digest,
                                                   r.top.media_type, r.item.meta.get("oci_url")))
     receipt.bundles.append(reader.info.id)
