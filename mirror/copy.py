@@ -192,6 +192,9 @@ def _transfer(source: Store, target: Store, task: _BlobTask, repo: str, progress
             return
         except _TRANSIENT as e:
             last = e
+            # Local sources (bundle, layout) do not heal: a digest mismatch there is final.
+            if isinstance(e, DigestMismatchError) and getattr(source, "single_namespace", False):
+                break
             if attempt < defaults.RETRIES:
                 log.info("retrying blob %s after: %s", task.desc.digest, e)
                 time.sleep(min(defaults.BACKOFF_BASE * 2 ** attempt, defaults.BACKOFF_MAX))
