@@ -486,7 +486,8 @@ class BundleWriter:
         used = {d for a in artifacts for d in a.get("contents", [a["digest"]])}
 
         def wanted(d: str) -> bool:
-            return d not in self.baseline and (not artifacts or d in used)
+            # a delta carries every manifest, even one its baseline lists (receipts list manifests too)
+            return (d not in self.baseline or d in self._media) and (not artifacts or d in used)
 
         self._stream.pwrite(0, [self._head])
         blobs: dict[str, BlobEntry] = {d: e for d, e in self.done.items() if wanted(d)}

@@ -286,6 +286,8 @@ def test_receipt_as_baseline(delta_env: Delta, target_registry: Registry, tmp_pa
     info = BundleInfo.load(d)
     assert info.depends_on[0]["kind"] == "receipt"
     assert info.depends_on[0]["bundles"] == [BundleInfo.load(delta_env.base).id]
+    for art in info.artifacts:        # a receipt lists manifests as well: the delta still carries them all
+        assert art["digest"] in info.blobs, art["ref"]
     assert {x for x in info.blobs if x in delta_env.new_blobs} == set(delta_env.new_blobs)
     ok("import", str(d), *to(target_registry))
     assert_v2_in(delta_env, target_registry)
