@@ -303,6 +303,12 @@ class _Stream:
                 offset += n
                 view = view[n:]
 
+    def read(self, offset: int, n: int) -> bytes:
+        i, within = divmod(offset, self.split) if self.split else (0, offset)
+        if self.split:
+            n = min(n, self.split - within)
+        return os.pread(self._fd(i), n, within)
+
     def finish(self, end: int) -> list[Path]:
         """Size every part exactly (last one ends at `end`) and close; return the part paths in order."""
         n = max(1, -(-end // self.split)) if self.split else 1
@@ -317,6 +323,46 @@ class _Stream:
                 (self.dir / self.part_name(i)).unlink(missing_ok=True)
         self._fds.clear()
         return paths
+
+
+class _TrailingHasher:
+    """Hashes the parts while the export still runs, following the stream's finished prefix.
+
+    Frames finish out of order, but the hasher only ever reads bytes below the first unfinished one, so
+    by finalize most of every part's sha256 is done and the parts need not be read back in full.
+    """
+
+    def __init__(self, stream: _Stream) -> None:
+        self.stream = stream
+        self.pos = 0
+        self.part = 0
+        self.h = hashlib.sha256()
+        self.sums: list[str] = []
+        self.lock = threading.Lock()
+
+    def advance(self, end: int, *, wait: bool = False) -> None:
+        if not self.lock.acquire(blocking=wait):
+            return                      # someone else is hashing; they will catch up
+        try:
+            split = self.stream.split
+            while self.pos < end:
+                buf = self.stream.read(self.pos, min(end - self.pos, 4 * defaults.CHUNK_SIZE))
+                if not buf:
+                    raise BundleError(f"stream ends early at {self.pos}")
+                self.h.update(buf)
+                self.pos += len(buf)
+                if split and self.pos == (self.part + 1) * split:
+                    self.sums.append(self.h.hexdigest())
+                    self.h = hashlib.sha256()
+                    self.part += 1
+        finally:
+            self.lock.release()
+
+    def close(self) -> list[str]:
+        with self.lock:
+            if not self.stream.split or self.pos > self.part * self.stream.split:
+                self.sums.append(self.h.hexdigest())
+            return self.sums
 
 
 class BundleWriter:
@@ -364,6 +410,10 @@ class BundleWriter:
         self._media: dict[str, str] = {}
         self._load_journal()
         self._journal = (self.work / "journal").open("a")
+        self._stream.pwrite(0, [self._head])
+        self._hasher = _TrailingHasher(self._stream)
+        self._finished: dict[int, int] = {0: len(self._head)}   # offset -> length of finished regions
+        self._prefix = 0                                          # every byte below this is final
 
     # -- journal and plan ---------------------------------------------------------------------------
     def _load_journal(self) -> None:
@@ -402,6 +452,17 @@ class BundleWriter:
             for digest, e in list(self.done.items()):
                 if plan.get(digest) != (e.offset, e.length):
                     del self.done[digest]
+                else:
+                    self._finished[e.offset] = e.length
+        self._advance()
+
+    def _advance(self) -> None:
+        with self._lock:
+            while self._prefix in self._finished:
+                self._prefix += self._finished[self._prefix]
+            prefix = self._prefix
+        if prefix - self._hasher.pos >= 8 * defaults.CHUNK_SIZE:
+            self._hasher.advance(prefix)
 
     def _record(self, digest: str, entry: BlobEntry, *, staged: bool) -> None:
         with self._lock:
@@ -449,6 +510,9 @@ class BundleWriter:
             w.write(b"\0" * padding(desc.size))
             w.close()
             self._record(desc.digest, BlobEntry(desc.size, slot[0], slot[1], desc.media_type), staged=False)
+            with self._lock:
+                self._finished[slot[0]] = slot[1]
+            self._advance()
             return
         final = self._frame(desc.digest)
         tmp = final.with_name(f"{final.name}.{threading.get_ident()}.tmp")
@@ -489,7 +553,6 @@ class BundleWriter:
             # a delta carries every manifest, even one its baseline lists (receipts list manifests too)
             return (d not in self.baseline or d in self._media) and (not artifacts or d in used)
 
-        self._stream.pwrite(0, [self._head])
         blobs: dict[str, BlobEntry] = {d: e for d, e in self.done.items() if wanted(d)}
         covered = [(0, len(self._head))] + [(e.offset, e.length) for e in blobs.values()]
         pos = self._planned_end
@@ -514,9 +577,10 @@ class BundleWriter:
         end = pos + len(tail)
         self._fill_gaps(sorted(covered), self._planned_end)
         self._journal.close()
+        # Nothing below the prefix changed since it was hashed: gaps lie above it, by definition.
+        self._hasher.advance(end, wait=True)
+        sums = self._hasher.close()
         paths = self._stream.finish(end)
-        with ThreadPoolExecutor(max(1, min(4, len(paths)))) as pool:
-            sums = list(pool.map(_hash_file, paths))
         parts = [Part(p.name, p.stat().st_size, h) for p, h in zip(paths, sums, strict=True)]
         for d, mt in self._media.items():
             if d in blobs:

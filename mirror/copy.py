@@ -271,7 +271,10 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
                 progress(Event("error", task.desc.digest, label=str(e)))
                 return "failed", task.desc.digest, 0, 0, e
 
-        for kind, digest, nbytes, mounted, err in pool.map(run_blob, tasks.values()):
+        # In digest order: stores that lay blobs out by digest (the bundle) then fill their output front
+        # to back, which lets them checksum it while the copy still runs.
+        ordered = [tasks[d] for d in sorted(tasks)]
+        for kind, digest, nbytes, mounted, err in pool.map(run_blob, ordered):
             result.blobs_mounted += mounted
             if kind == "fetched":
                 result.blobs_fetched += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 JOBS = 8                              # parallel blob transfers
 CHUNK_SIZE = 1 << 20                  # streaming read/write unit (1 MiB)
+HTTP_READ_SIZE = 1 << 20              # socket read size for HTTP/1.1 bodies (httpcore's default: 64 KiB)
 UPLOAD_CHUNK_SIZE = 64 << 20          # PATCH size for chunked uploads of big blobs
 MONOLITHIC_UPLOAD_MAX = 256 << 20     # blobs up to this size go up in one PUT
 MAX_MANIFEST_BYTES = 4 << 20          # OCI distribution: manifests up to 4 MiB must be accepted

@@ -26,6 +26,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
+import httpcore
 import httpx
 
 from . import defaults
@@ -257,12 +258,23 @@ def _retry_after(resp: httpx.Response, attempt: int) -> float:
     return backoff
 
 
+def _tune_httpcore() -> None:
+    # httpcore reads HTTP/1.1 bodies 64 KiB at a time, and every read costs a trip through h11 in
+    # Python: on loopback that capped layer downloads near 160 MB/s while curl did 420. 1 MiB reads
+    # cut the per-byte overhead ~16x (measured: 160 -> 270-320 MB/s). There is no public option for it.
+    conn = getattr(getattr(httpcore, "_sync", None), "http11", None)
+    cls = getattr(conn, "HTTP11Connection", None)
+    if cls is not None and getattr(cls, "READ_NUM_BYTES", 0) < defaults.HTTP_READ_SIZE:
+        cls.READ_NUM_BYTES = defaults.HTTP_READ_SIZE
+
+
 class Http:
     """One httpx.Client with per-host TLS, registry auth and retries."""
 
     def __init__(self, hosts: dict[str, HostSettings] | None = None, *,
                  transport: httpx.BaseTransport | None = None, sleep: Callable[[float], None] = time.sleep,
                  use_docker_config: bool = True) -> None:
+        _tune_httpcore()
         self.hosts: dict[str, HostSettings] = dict(hosts or {})
         self._sleep = sleep
         self._use_docker_config = use_docker_config
