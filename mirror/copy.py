@@ -250,20 +250,28 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
         def run_blob(task: _BlobTask) -> tuple[str, str, int, int, MirrorError | None]:
             try:
                 repos = task.dst_repos[:1] if single else task.dst_repos
-                present = [rp for rp in repos if target.has_blob(rp, task.desc)]
-                missing = [rp for rp in repos if rp not in present]
-                if not missing:
+                # One HEAD per blob, not one per repository: once the blob is in the first repository the
+                # others get a cross-repository mount, which a registry answers 201 whether or not the
+                # blob was already there (a fresh import would otherwise spend a HEAD on every pair).
+                can_mount = isinstance(target, Mounter) and len(repos) > 1
+                first_has = target.has_blob(repos[0], task.desc)
+                if first_has and len(repos) == 1:
                     progress(Event("blob_skip", task.desc.digest, task.desc.size))
                     return "skipped", task.desc.digest, 0, 0, None
                 fetched = 0
                 mounted = 0
-                for rp in missing:
-                    if present and isinstance(target, Mounter) and target.mount_blob(rp, task.desc, present[0]):
+                if not first_has:
+                    _transfer(source, target, task, repos[0], progress)
+                    fetched += task.desc.size
+                for rp in repos[1:]:
+                    if can_mount and target.mount_blob(rp, task.desc, repos[0]):    # type: ignore[attr-defined]
                         mounted += 1
-                    else:
+                    elif not target.has_blob(rp, task.desc):
                         _transfer(source, target, task, rp, progress)
                         fetched += task.desc.size
-                    present.append(rp)
+                if not fetched and not mounted:
+                    progress(Event("blob_skip", task.desc.digest, task.desc.size))
+                    return "skipped", task.desc.digest, 0, 0, None
                 progress(Event("blob_done", task.desc.digest, task.desc.size))
                 kind = "fetched" if fetched else "mounted"
                 return kind, task.desc.digest, fetched, mounted, None
