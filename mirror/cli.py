@@ -407,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
     except MirrorError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:                 # output piped into `head` & co.: not an error of ours
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume", file=sys.stderr)
         return 130
