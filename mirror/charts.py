@@ -18,8 +18,7 @@ import json
 import logging
 import re
 import tarfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
@@ -30,7 +29,7 @@ from .digest import Verifier, sha256_digest
 from .errors import ContentFileError, DigestMismatchError, MirrorError, NotFoundError, UnsupportedError
 from .mediatypes import OCI_MANIFEST, Descriptor, parse_manifest
 from .reference import NAME_RE, Reference, parse
-from .store import Manifest
+from .store import Manifest, MemoryStore
 
 if TYPE_CHECKING:
     from .cli import ExportContext
@@ -450,49 +449,17 @@ def build_artifact(tgz: bytes, chart_yaml: dict[str, Any], prov: bytes | None = 
     return ChartArtifact(Manifest(data, OCI_MANIFEST, sha256_digest(data)), blobs)
 
 
-class ChartStore:
-    """Read-only in-memory Store serving the Helm OCI artifacts built from classic repositories.
-    Repository names are full names (`charts.example.com/stable/redis`), as OverlayStore passes them."""
+class ChartStore(MemoryStore):
+    """Read-only in-memory Store serving the Helm OCI artifacts built from classic repositories."""
 
     def __init__(self) -> None:
-        self.label = "classic Helm repositories"
-        self.blobs: dict[str, bytes] = {}
-        self.manifests: dict[str, Manifest] = {}
-        self.tags: dict[tuple[str, str], str] = {}
+        super().__init__("classic Helm repositories", read_only=True)
 
     def add(self, repo: str, tag: str, art: ChartArtifact) -> None:
-        self.blobs.update(art.blobs)
-        self.manifests[art.manifest.digest] = art.manifest
-        self.tags[(repo, tag)] = art.manifest.digest
+        with self._lock:
+            self.blobs.update(art.blobs)
+        self.add_manifest(repo, tag, art.manifest)
 
-    def has_blob(self, repo: str, desc: Descriptor) -> bool:
-        return desc.digest in self.blobs
-
-    def has_manifest(self, repo: str, desc: Descriptor) -> bool:
-        return desc.digest in self.manifests
-
-    @contextmanager
-    def open_blob(self, repo: str, desc: Descriptor) -> Iterator[Iterator[bytes]]:
-        data = self.blobs.get(desc.digest)
-        if data is None:
-            raise NotFoundError(f"blob {desc.digest} not found", where=self.label)
-        yield iter([data])
-
-    def put_blob(self, repo: str, desc: Descriptor, chunks: Iterable[bytes]) -> None:
-        raise UnsupportedError("classic Helm repositories are read-only", where=self.label)
-
-    def get_manifest(self, ref: Reference) -> Manifest:
-        digest = ref.digest or self.tags.get((ref.name, ref.tag or ""))
-        m = self.manifests.get(digest or "")
-        if m is None:
-            raise NotFoundError(f"{ref} was not fetched from its chart repository", where=self.label)
-        return m
-
-    def put_manifest(self, ref: Reference, manifest: Manifest) -> None:
-        raise UnsupportedError("classic Helm repositories are read-only", where=self.label)
-
-
-# -- classic repositories ---------------------------------------------------------------------------------
 
 def _get(http: Http, url: str, what: str, limit: int, *, missing_ok: bool = False) -> bytes | None:
     from .http import iter_response, raise_for

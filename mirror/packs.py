@@ -29,9 +29,6 @@ import json
 import logging
 import os
 import tarfile
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +41,7 @@ from .digest import Verifier, sha256_digest
 from .errors import MirrorError, NotFoundError, UsageError
 from .mediatypes import ANNOTATION_REF_NAME, ANNOTATION_TITLE, OCI_INDEX, OCI_MANIFEST, Descriptor, parse_manifest
 from .reference import NAME_RE, TAG_RE, Reference, join_path, parse
-from .store import Manifest
+from .store import Manifest, MemoryStore
 
 log = logging.getLogger("mirror.packs")
 
@@ -335,53 +332,6 @@ def _chart_items(ctx: Any, values: str, label: str, line: int) -> list[CopyItem]
 
 
 # -- an in-memory Store (pack build/push) ------------------------------------------------------------------
-
-class MemoryStore:
-    """Blobs and manifests in memory; enough to push a freshly built artifact through `copy`."""
-
-    def __init__(self, label: str = "built pack") -> None:
-        self.label = label
-        self.blobs: dict[str, bytes] = {}
-        self.tags: dict[tuple[str, str], str] = {}
-        self.media_types: dict[str, str] = {}
-        self._lock = threading.Lock()
-
-    def put_bytes(self, data: bytes, media_type: str = "") -> Descriptor:
-        d = sha256_digest(data)
-        with self._lock:
-            self.blobs[d] = data
-        return Descriptor(media_type, d, len(data))
-
-    def has_blob(self, repo: str, desc: Descriptor) -> bool:
-        return desc.digest in self.blobs
-
-    has_manifest = has_blob
-
-    @contextmanager
-    def open_blob(self, repo: str, desc: Descriptor) -> Iterator[Iterator[bytes]]:
-        data = self.blobs.get(desc.digest)
-        if data is None:
-            raise NotFoundError(f"blob {desc.digest} not found", where=self.label)
-        yield iter([data])
-
-    def put_blob(self, repo: str, desc: Descriptor, chunks: Iterable[bytes]) -> None:
-        data = b"".join(Verifier(chunks, desc.digest, desc.size, where=self.label))
-        with self._lock:
-            self.blobs[desc.digest] = data
-
-    def get_manifest(self, ref: Reference) -> Manifest:
-        digest = ref.digest or self.tags.get((ref.repository, ref.tag or "latest"))
-        if digest is None or digest not in self.blobs:
-            raise NotFoundError(f"{ref} not found", where=self.label)
-        return Manifest(self.blobs[digest], self.media_types.get(digest, OCI_MANIFEST), digest)
-
-    def put_manifest(self, ref: Reference, manifest: Manifest) -> None:
-        with self._lock:
-            self.blobs[manifest.digest] = manifest.data
-            self.media_types[manifest.digest] = manifest.media_type
-            if ref.tag:
-                self.tags[(ref.repository, ref.tag)] = manifest.digest
-
 
 # -- building a pack ---------------------------------------------------------------------------------------
 

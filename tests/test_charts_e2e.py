@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +22,8 @@ from mirror.bundle import BundleInfo
 from mirror.charts import HELM_CONFIG, HELM_CONTENT, HELM_PROV
 from tests.support.charts import chart_files, index_yaml, package, serve_dir, sha256_hex
 from tests.support.registries import RegistryFactory
+from tests.support.tools import need as _need
+from tests.support.tools import run as _run
 
 pytestmark = pytest.mark.e2e
 
@@ -45,17 +45,8 @@ EXPECTED_IMAGES = {
 }
 
 
-def _need(*tools: str) -> None:
-    for t in tools:
-        if not shutil.which(t):
-            pytest.skip(f"{t} is not installed (run ./scripts/install-deps)")
 
 
-def _run(cmd: list[str], *, env: dict[str, str] | None = None, timeout: float = 300) -> str:
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-    if p.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} exited {p.returncode}:\n{p.stdout}\n{p.stderr}")
-    return p.stdout
 
 
 def web_tgz(version: str) -> bytes:

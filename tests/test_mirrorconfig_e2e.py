@@ -30,6 +30,8 @@ import yaml
 from mirror.mirrorconfig import MirrorOptions, render, write_files
 from mirror.receipt import ImportedArtifact, Receipt, Target
 from tests.support.registries import Registry
+from tests.support.tools import need as _need
+from tests.support.tools import run as _run
 from tests.test_mirrorconfig import apply_maps
 
 pytestmark = pytest.mark.e2e
@@ -48,17 +50,8 @@ ACCEPT = ", ".join([
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-def _need(*tools: str) -> None:
-    for t in tools:
-        if not shutil.which(t):
-            pytest.skip(f"{t} is not installed (run ./scripts/install-deps)")
 
 
-def _run(cmd: list[str], *, env: dict[str, str] | None = None, timeout: float = 120) -> str:
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-    if p.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} exited {p.returncode}:\n{p.stdout}\n{p.stderr}")
-    return p.stdout
 
 
 def split_ref(ref: str) -> tuple[str, str, str]:
