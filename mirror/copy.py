@@ -48,6 +48,7 @@ class Resolved:
     artifact_type: str | None = None
     error: MirrorError | None = None
     present: bool = False                                       # target already had it complete
+    fetched: dict[str, bytes] = field(default_factory=dict)     # small blobs already read while resolving
 
     @property
     def contents(self) -> list[str]:
@@ -144,20 +145,24 @@ def resolve(source: Store, item: CopyItem) -> Resolved:
             _, tdoc = parse_manifest(top.data, top.media_type)
             cfg = tdoc.get("config") or {}
             if cfg.get("mediaType", "").endswith(("container.image.v1+json", "image.config.v1+json")):
-                r.platforms = _config_platform(source, item, cfg)
+                r.platforms = _config_platform(source, item, cfg, r.fetched)
     except MirrorError as e:
         r.error = e
     return r
 
 
-def _config_platform(source: Store, item: CopyItem, cfg: dict[str, Any]) -> list[str]:
+def _config_platform(source: Store, item: CopyItem, cfg: dict[str, Any], keep: dict[str, bytes]) -> list[str]:
+    """The platform an image's config names; the (small, verified) config bytes are kept in `keep` so the
+    transfer phase does not fetch them a second time."""
     size = int(cfg.get("size", 0))
     if size > 1 << 20:
         return []
     desc = Descriptor(cfg["mediaType"], cfg["digest"], size)
     try:
         with source.open_blob(repo_of(source, item.source), desc) as chunks:
-            doc = json.loads(b"".join(Verifier(chunks, desc.digest, desc.size)))
+            data = b"".join(Verifier(chunks, desc.digest, desc.size))
+        keep[desc.digest] = data
+        doc = json.loads(data)
         p = platform_string({"os": doc.get("os"), "architecture": doc.get("architecture"),
                              "variant": doc.get("variant")})
         return [p] if p and p != "/" else []
@@ -180,7 +185,12 @@ def _counting(chunks: Iterable[bytes], progress: Progress, digest: str) -> Itera
         yield c
 
 
-def _transfer(source: Store, target: Store, task: _BlobTask, repo: str, progress: Progress) -> None:
+def _transfer(source: Store, target: Store, task: _BlobTask, repo: str, progress: Progress,
+              cached: bytes | None = None) -> None:
+    if cached is not None:                       # verified when it was read during resolve
+        progress(Event("bytes", task.desc.digest, len(cached)))
+        target.put_blob(repo, task.desc, [cached])
+        return
     last: Exception | None = None
     for attempt in range(defaults.RETRIES + 1):
         try:
@@ -246,6 +256,7 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
         progress(Event("plan", n=len(tasks), total=sum(t.desc.size for t in tasks.values())))
 
         single = bool(getattr(target, "single_namespace", False))
+        cached = {d: b for r in result.ok for d, b in r.fetched.items()}
 
         def run_blob(task: _BlobTask) -> tuple[str, str, int, int, MirrorError | None]:
             try:
@@ -261,13 +272,13 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
                 fetched = 0
                 mounted = 0
                 if not first_has:
-                    _transfer(source, target, task, repos[0], progress)
+                    _transfer(source, target, task, repos[0], progress, cached.get(task.desc.digest))
                     fetched += task.desc.size
                 for rp in repos[1:]:
                     if can_mount and target.mount_blob(rp, task.desc, repos[0]):    # type: ignore[attr-defined]
                         mounted += 1
                     elif not target.has_blob(rp, task.desc):
-                        _transfer(source, target, task, rp, progress)
+                        _transfer(source, target, task, rp, progress, cached.get(task.desc.digest))
                         fetched += task.desc.size
                 if not fetched and not mounted:
                     progress(Event("blob_skip", task.desc.digest, task.desc.size))
