@@ -348,7 +348,9 @@ def connection_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="airgap-mirror", description="Carry container images, Helm charts and Palette packs across an air gap.")
+    ap = argparse.ArgumentParser(
+        prog="airgap-mirror",
+        description="Carry container images, Helm charts and Palette packs across an air gap.")
     ap.add_argument("--version", action="version", version=f"airgap-mirror {__version__}")
     ap.add_argument("-v", "--verbose", action="count", default=0)
     sub = ap.add_subparsers(dest="command", required=True)

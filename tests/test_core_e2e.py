@@ -313,3 +313,34 @@ def test_zot_without_docker2s2_explains(world: dict[str, Any], registry_factory:
                 assert flow.head_digest(zot, repo, tag) is None       # no converted copy, no partial tag
     finally:
         zot.stop()
+
+
+def test_chunked_upload_of_a_big_layer(world: dict[str, Any], registry_factory: RegistryFactory,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blobs above the monolithic limit go up in PATCH chunks (Content-Range), then one PUT with the digest."""
+    from mirror import defaults
+
+    monkeypatch.setattr(defaults, "MONOLITHIC_UPLOAD_MAX", 256 * 1024)
+    monkeypatch.setattr(defaults, "UPLOAD_CHUNK_SIZE", 1 << 20)         # the 3 MB layer: 3+ PATCHes
+    from mirror.registry import RegistryStore
+
+    calls: list[int] = []
+    real = RegistryStore._put_chunked
+
+    def counting(self: RegistryStore, repo: str, location: str, desc: Any, chunks: Any) -> Any:
+        calls.append(desc.size)
+        return real(self, repo, location, desc, chunks)
+
+    monkeypatch.setattr(RegistryStore, "_put_chunked", counting)
+    target = registry_factory("distribution")
+    try:
+        res = flow.run_cli(flow.import_args(world["bundle"], target, "chunked"))
+        assert res.code == 0, res.err
+        for ref in world["refs"]:
+            repo, tag = flow.mirrored_name(ref, target, "chunked")
+            r = parse(ref)
+            src_repo = r.repository
+            assert flow.head_digest(target, repo, tag) == flow.head_digest(world["source"], src_repo, r.tag)
+        assert any(size > 2 << 20 for size in calls), calls       # the big layer really went up in chunks
+    finally:
+        target.stop()
