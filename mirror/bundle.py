@@ -13,6 +13,7 @@ parts, SHA256SUMS and, last of all, bundle.json into place. Without bundle.json 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -33,7 +34,7 @@ import zstandard
 
 from . import __version__, defaults
 from .digest import Verifier
-from .errors import BundleError, BundleVersionError, DigestMismatchError, NotFoundError, PartError
+from .errors import BundleError, BundleVersionError, DigestMismatchError, DiskFullError, NotFoundError, PartError
 from .mediatypes import ANNOTATION_REF_NAME, OCI_INDEX, Descriptor, parse_manifest
 from .reference import Reference
 from .store import Manifest
@@ -497,6 +498,15 @@ class BundleWriter:
         raise NotFoundError("a bundle being written cannot be read", where=self.label)
 
     def put_blob(self, repo: str, desc: Descriptor, chunks: Iterable[bytes]) -> None:
+        try:
+            self._put_blob(desc, chunks)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise DiskFullError("disk full while writing the bundle", where=str(self.dir),
+                                    hint="free space or export to another -o; rerunning resumes") from e
+            raise
+
+    def _put_blob(self, desc: Descriptor, chunks: Iterable[bytes]) -> None:
         total = TAR_BLOCK + desc.size + padding(desc.size)
         header = tar_header(blob_member(desc.digest), desc.size)
         data = Verifier(chunks, desc.digest, desc.size, where=self.label)

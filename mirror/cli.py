@@ -419,8 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         import errno
 
         if e.errno == errno.ENOSPC:
-            print(f"error: disk full writing {e.filename or 'output'} — hint: free space or choose another -o; "
-                  "rerun resumes", file=sys.stderr)
+            print(f"error: {e.filename or 'output'}: disk full — hint: free space or choose another -o; "
+                  "rerunning resumes", file=sys.stderr)
             return 1
         raise
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 import shutil
 import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -254,3 +255,21 @@ def test_bad_target_argument(world: dict[str, Any]) -> None:
     one_line_error(res, "must not have a scheme", hint="--plain-http")
     res = flow.run_cli(["import", str(world["bundle"]), "--to", "127.0.0.1:5000/Bad Base"])
     one_line_error(res, "not a valid repository path")
+
+
+def test_disk_full(world: dict[str, Any], tmp_path: Path) -> None:
+    """An export onto a full disk says so in one line, exits non-zero and leaves nothing verify accepts."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {r.stderr.decode().strip()}")
+    try:
+        content = flow.write_content(tmp_path / "c.yaml", world["source"], world["refs"])
+        res = flow.run_cli(["export", "-f", str(content), "-o", str(mnt / "out")])
+        one_line_error(res, hint="rerun")
+        assert "disk full" in res.err, res.err
+        assert not (mnt / "out" / "bundle.json").exists()
+        assert flow.run_cli(["verify", str(mnt / "out")]).code != 0
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
