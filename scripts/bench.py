@@ -168,7 +168,8 @@ def main() -> int:
         extra = REPO / "scripts" / "bench-delta"
         if extra.exists():
             env = dict(os.environ, BENCH_SOURCE=src, BENCH_CONTENT=str(content), BENCH_WORK=str(work),
-                       BENCH_BUNDLE=str(bundle), BENCH_TARGET=dst_a, BENCH_LAYOUT=str(layout))
+                       BENCH_BUNDLE=str(bundle), BENCH_TARGET=dst_a, BENCH_LAYOUT=str(layout),
+                       BENCH_EXPORT_SECONDS=f"{t_exp:.3f}")
             subprocess.run([str(extra)], env=env, check=False)
         return 0
     finally:
