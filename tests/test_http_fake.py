@@ -361,3 +361,33 @@ def test_ping_stops_early_when_login_cannot_work() -> None:
                 else httpx.Response(200 if req.headers.get("authorization") else 401,
                                     headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'}))
     RegistryStore(anon.http(), HOST).ping()
+
+
+# -- zot without docker2s2 (zot cannot be installed on these machines, so its answer is replayed here) ----
+
+def test_target_refusing_docker_v2_is_explained_not_converted() -> None:
+    from mirror.errors import UnsupportedError
+    from mirror.mediatypes import DOCKER_MANIFEST
+    from mirror.store import Manifest
+
+    doc = json.dumps({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+                      "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                                 "digest": "sha256:" + "0" * 64, "size": 2}, "layers": []}).encode()
+    puts: list[bytes] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.method == "PUT" and "/manifests/" in req.url.path:
+            puts.append(req.read())
+            # what zot answers for Docker media types when http.compat lacks "docker2s2"
+            return httpx.Response(415, json={"errors": [{"code": "MANIFEST_INVALID",
+                                                         "message": "unsupported media type"}]})
+        return httpx.Response(404)
+
+    fake = Fake(handler)
+    store = RegistryStore(fake.http(), HOST)
+    m = Manifest(doc, DOCKER_MANIFEST, "sha256:" + hashlib.sha256(doc).hexdigest())
+    with pytest.raises(UnsupportedError) as ei:
+        store.put_manifest(parse(f"{HOST}/library/x:1"), m)
+    msg = str(ei.value)
+    assert "docker2s2" in msg and "Docker v2" in msg and "digest" in msg
+    assert puts == [doc]                   # one attempt, with the exact bytes: nothing converted and retried
