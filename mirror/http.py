@@ -423,7 +423,8 @@ def raise_for(resp: httpx.Response, what: str, where: str, *, hint: str = "") ->
 
 
 def iter_response(resp: httpx.Response) -> Iterator[bytes]:
-    yield from resp.iter_raw(defaults.CHUNK_SIZE) if _identity(resp) else resp.iter_bytes(defaults.CHUNK_SIZE)
+    # No re-chunking: bodies arrive in reads of up to HTTP_READ_SIZE already, and re-chunking copies.
+    yield from resp.iter_raw() if _identity(resp) else resp.iter_bytes()
 
 
 def _identity(resp: httpx.Response) -> bool:
