@@ -37,7 +37,9 @@ def start_registry(work: Path, name: str) -> tuple[str, subprocess.Popen[bytes]]
     d = work / name
     d.mkdir(parents=True)
     (d / "config.yml").write_text(
-        f"version: 0.1\nstorage:\n  filesystem: {{rootdirectory: {d}/data}}\n  delete: {{enabled: true}}\n"
+        # the storage settings Debian's package ships (/etc/docker/registry/config.yml), for every registry
+        f"version: 0.1\nstorage:\n  cache: {{blobdescriptor: inmemory}}\n  filesystem: {{rootdirectory: {d}/data}}\n"
+        f"  delete: {{enabled: true}}\n"
         f"http: {{addr: '127.0.0.1:{port}'}}\nlog: {{level: error}}\n")
     p = subprocess.Popen(["docker-registry", "serve", str(d / "config.yml")], stdout=subprocess.DEVNULL,
                          stderr=open(d / "log", "wb"))
