@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,10 @@ from mirror.reference import parse
 REPO = Path(__file__).resolve().parent.parent
 BYTES = int(os.environ.get("BENCH_BYTES", "1100000000"))
 JOBS = os.environ.get("BENCH_JOBS", "8")
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+ACCEPT = ", ".join(["application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
+                    "application/vnd.docker.distribution.manifest.v2+json",
+                    "application/vnd.docker.distribution.manifest.list.v2+json"])
 
 
 def free_port() -> int:
@@ -83,9 +88,7 @@ def main() -> int:
     procs = []
     try:
         src, p1 = start_registry(work, "source")
-        dst_a, p2 = start_registry(work, "target-airgap")
-        dst_s, p3 = start_registry(work, "target-skopeo")
-        procs = [p1, p2, p3]
+        procs = [p1]
         layout = work / "layout"
         t0 = time.monotonic()
         # Built and seeded in child processes: this process stays small, so the peak RSS that wait4()
@@ -105,19 +108,33 @@ def main() -> int:
         unique = sum(p.stat().st_size for p in (layout / "blobs" / "sha256").iterdir())
         am = str(REPO / ".venv/bin/airgap-mirror")
 
+        # Each timed step runs RUNS times, alternating the tools, and the median is reported: on this shared
+        # 2-core VM single runs move by +-20%. Dirty pages are flushed before every timed step so that one
+        # step's writeback does not land in the next one's time.
+        def prepare_step() -> None:
+            clear_skopeo_cache()
+            os.sync()
+
         # -- export ----------------------------------------------------------------------------------
-        clear_skopeo_cache()
         bundle = work / "bundle"
-        t_exp, rss_exp = timed([am, "export", "-f", str(content), "-o", str(bundle), "-j", JOBS,
-                                "--split-size", "4G"], stdout=subprocess.DEVNULL)
+        sk_layout = work / "skopeo-oci"
+        exp: list[tuple[float, int]] = []
+        sk_exp: list[tuple[float, int]] = []
+        for i in range(RUNS):
+            shutil.rmtree(bundle, ignore_errors=True)
+            shutil.rmtree(sk_layout, ignore_errors=True)
+            prepare_step()
+            exp.append(timed([am, "export", "-f", str(content), "-o", str(bundle), "-j", JOBS,
+                              "--split-size", "4G"], stdout=subprocess.DEVNULL))
+            prepare_step()
+            sk_exp.append(timed_many([
+                ["skopeo", "copy", "-q", "--all", "--preserve-digests", "--src-tls-verify=false",
+                 f"docker://{src}/{parse(r).repository}:{parse(r).tag}", f"oci:{sk_layout}:{r}"] for r in refs]))
+            print(f"export run {i + 1}: airgap-mirror {exp[-1][0]:.1f} s, skopeo {sk_exp[-1][0]:.1f} s", flush=True)
         info = json.loads((bundle / "bundle.json").read_text())
         bundle_bytes = sum(p["size"] for p in info["parts"])
         unique_b = sum(b["size"] for b in info["blobs"].values())
-        clear_skopeo_cache()
-        sk_layout = work / "skopeo-oci"
-        t_sk_exp, rss_sk_exp = timed_many([
-            ["skopeo", "copy", "-q", "--all", "--preserve-digests", "--src-tls-verify=false",
-             f"docker://{src}/{parse(r).repository}:{parse(r).tag}", f"oci:{sk_layout}:{r}"] for r in refs])
+        shutil.rmtree(sk_layout, ignore_errors=True)
 
         # -- import ----------------------------------------------------------------------------------
         # skopeo's input: a dir tree <host>/<repo>:<tag> (prepared, not timed), synced with --scoped.
@@ -129,25 +146,48 @@ def main() -> int:
             # from the source registry: skopeo cannot read Docker v2 types back out of an OCI layout
             subprocess.run(["skopeo", "copy", "-q", "--all", "--preserve-digests", "--src-tls-verify=false",
                             f"docker://{src}/{ref.repository}:{ref.tag}", f"dir:{dest}"], check=True)
-        clear_skopeo_cache()
-        t_imp, rss_imp = timed([am, "import", str(bundle), "--to", f"{dst_a}/airgap-images", "--plain-http",
-                                "-j", JOBS], stdout=subprocess.DEVNULL)
-        t_imp2, _ = timed([am, "import", str(bundle), "--to", f"{dst_a}/airgap-images", "--plain-http",
-                           "-j", JOBS], stdout=subprocess.DEVNULL)
-        clear_skopeo_cache()
-        t_sk_imp, rss_sk_imp = timed(["skopeo", "sync", "--all", "--preserve-digests", "--scoped",
-                                      "--src", "dir", "--dest", "docker", "--dest-tls-verify=false",
-                                      str(tree), f"{dst_s}/airgap-images"], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        # sanity: skopeo's import landed where ours did (scoped paths) for one ref
-        probe = parse(refs[0])
-        for d in (dst_a,):
-            urllib.request.urlopen(urllib.request.Request(
-                f"http://{d}/v2/airgap-images/{probe.registry}/{probe.repository}/manifests/{probe.tag}",
-                method="HEAD", headers={"Accept": "application/vnd.oci.image.index.v1+json, "
-                                        "application/vnd.oci.image.manifest.v1+json, "
-                                        "application/vnd.docker.distribution.manifest.v2+json, "
-                                        "application/vnd.docker.distribution.manifest.list.v2+json"}))
+        imp: list[tuple[float, int]] = []
+        sk_imp: list[tuple[float, int]] = []
+        t_imp2 = 0.0
+        for i in range(RUNS):
+            dst_a, pa = start_registry(work, f"target-airgap-{i}")
+            dst_s, ps = start_registry(work, f"target-skopeo-{i}")
+            try:
+                prepare_step()
+                imp.append(timed([am, "import", str(bundle), "--to", f"{dst_a}/airgap-images", "--plain-http",
+                                  "-j", JOBS], stdout=subprocess.DEVNULL))
+                if i == 0:
+                    t_imp2, _ = timed([am, "import", str(bundle), "--to", f"{dst_a}/airgap-images",
+                                       "--plain-http", "-j", JOBS], stdout=subprocess.DEVNULL)
+                    # sanity: the import landed under the base path with the source host folder
+                    probe = parse(refs[0])
+                    urllib.request.urlopen(urllib.request.Request(
+                        f"http://{dst_a}/v2/airgap-images/{probe.registry}/{probe.repository}/manifests/{probe.tag}",
+                        method="HEAD", headers={"Accept": ACCEPT}))
+                prepare_step()
+                sk_imp.append(timed(["skopeo", "sync", "--all", "--preserve-digests", "--scoped",
+                                     "--src", "dir", "--dest", "docker", "--dest-tls-verify=false",
+                                     str(tree), f"{dst_s}/airgap-images"], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL))
+                print(f"import run {i + 1}: airgap-mirror {imp[-1][0]:.1f} s, skopeo {sk_imp[-1][0]:.1f} s",
+                      flush=True)
+            finally:
+                if i == RUNS - 1:
+                    procs += [pa, ps]           # the last target stays up for the delta section
+                else:
+                    for p in (pa, ps):
+                        p.terminate()
+                        p.wait()
+                    shutil.rmtree(work / f"target-airgap-{i}", ignore_errors=True)
+                    shutil.rmtree(work / f"target-skopeo-{i}", ignore_errors=True)
+
+        def median(runs: list[tuple[float, int]]) -> tuple[float, int]:
+            return statistics.median(t for t, _ in runs), max(m for _, m in runs)
+
+        t_exp, rss_exp = median(exp)
+        t_sk_exp, rss_sk_exp = median(sk_exp)
+        t_imp, rss_imp = median(imp)
+        t_sk_imp, rss_sk_imp = median(sk_imp)
 
         mb = unique / 1e6
 
@@ -156,7 +196,8 @@ def main() -> int:
                     f"**{theirs / ours:.2f}x** | {rss_o} MB | {rss_t} MB |")
 
         print(f"\ncontent: {len(refs)} artifacts, {unique / 1e6:.0f} MB unique blob bytes "
-              f"({len(info['blobs'])} blobs), source/targets: Debian docker-registry on loopback, -j {JOBS}\n")
+              f"({len(info['blobs'])} blobs), source/targets: Debian docker-registry on loopback, -j {JOBS}; "
+              f"median of {RUNS} runs\n")
         print("| step | airgap-mirror | MB/s | skopeo | MB/s | speed-up | peak RSS (ours) | peak RSS (skopeo) |")
         print("|---|---|---|---|---|---|---|---|")
         print(row("export", t_exp, t_sk_exp, rss_exp, rss_sk_exp))
