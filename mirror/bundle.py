@@ -310,6 +310,12 @@ class _Stream:
             n = min(n, self.split - within)
         return os.pread(self._fd(i), n, within)
 
+    def close(self) -> None:
+        with self._lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+
     def finish(self, end: int) -> list[Path]:
         """Size every part exactly (last one ends at `end`) and close; return the part paths in order."""
         n = max(1, -(-end // self.split)) if self.split else 1
@@ -546,6 +552,12 @@ class BundleWriter:
             self.put_blob("", Descriptor(manifest.media_type, desc.digest, desc.size), [manifest.data])
         with self._lock:
             self._media[desc.digest] = manifest.media_type
+
+    def close(self) -> None:
+        """Release files without publishing (a failed export); `.work` stays for the rerun to reuse."""
+        if not self._journal.closed:
+            self._journal.close()
+        self._stream.close()
 
     # -- finalize ---------------------------------------------------------------------------------------
     def _small_frame(self, name: str, data: bytes) -> bytes:

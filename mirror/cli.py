@@ -137,12 +137,19 @@ def cmd_export(args: argparse.Namespace) -> int:
         if ctx.overlays:
             source = OverlayStore(source, ctx.overlays)
         result = copy(source, writer, items, jobs=args.jobs, progress=bars)
+    except BaseException:
+        writer.close()
+        raise
     finally:
         bars.close()
         http.close()
-    _report_failures(result, "export")
-    external = sorted({d for r in result.ok for d in r.contents} & baseline)
-    info = writer.finalize([artifact_record(r) for r in result.ok], depends_on=depends, external_blobs=external)
+    try:
+        _report_failures(result, "export")
+        external = sorted({d for r in result.ok for d in r.contents} & baseline)
+        info = writer.finalize([artifact_record(r) for r in result.ok], depends_on=depends,
+                               external_blobs=external)
+    finally:
+        writer.close()
     print(_summary("export", result))
     size = sum(p.size for p in info.parts)
     print(f"bundle {info.id}: {len(info.artifacts)} artifacts, {len(info.blobs)} blobs, "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +10,6 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_V1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 OCI_EMPTY_JSON = "application/vnd.oci.empty.v1+json"
 
 INDEXES = frozenset({OCI_INDEX, DOCKER_LIST})
@@ -103,10 +101,3 @@ def artifact_type(doc: dict[str, Any]) -> str | None:
                          "application/vnd.docker.container.image.v1+json"):
         return str(mt)
     return None
-
-
-def iter_platforms(doc: dict[str, Any]) -> Iterator[str]:
-    for m in doc.get("manifests", []) or []:
-        p = platform_string(m.get("platform"))
-        if p:
-            yield p

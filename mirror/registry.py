@@ -238,17 +238,6 @@ class RegistryStore:
         raise_for(resp, f"HEAD manifest {desc.digest}", self._where(repo))
         return False
 
-    def manifest_digest(self, ref: Reference) -> str | None:
-        """Digest a tag currently points to, or None."""
-        resp = self.http.request("HEAD", self._url(ref.repository, "manifests", ref.identifier),
-                                 headers={"Accept": ACCEPT}, where=self._where(ref.repository))
-        if resp.status_code == 200:
-            return resp.headers.get("docker-content-digest")
-        if resp.status_code == 404:
-            return None
-        raise_for(resp, f"HEAD manifest {ref.identifier}", self._where(ref.repository))
-        return None
-
     def put_manifest(self, ref: Reference, manifest: Manifest) -> None:
         ident = ref.tag or manifest.digest
         where = f"{self.label}/{ref.repository}:{ident}"
