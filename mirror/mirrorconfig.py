@@ -79,6 +79,17 @@ class _Target:
         path = self.path_of(host)
         return f"{self.scheme}://{self.registry}/v2" + (f"/{path}" if path else "")
 
+def _tls_fields(t: _Target, ca_path: str) -> dict[str, object]:
+    """`ca_file` / `insecure_skip_verify` as containerd's legacy config and k3s both spell them."""
+    tls: dict[str, object] = {}
+    if not t.plain_http:
+        if t.ca_pem:
+            tls["ca_file"] = ca_path
+        if t.skip_verify:
+            tls["insecure_skip_verify"] = True
+    return tls
+
+
 
 def _resolve(receipt: Receipt, opts: MirrorOptions) -> _Target:
     if not receipt.hosts:
@@ -300,12 +311,7 @@ def _containerd_config(receipt: Receipt, t: _Target) -> dict[str, str]:
     lines = [_comment(notes) + "version = 2", ""]
     for host in t.prefixes:
         lines += _toml_table(f"{cri}.mirrors.{toml_str(host)}", {"endpoint": [t.v2_url(host)]})
-    tls: dict[str, object] = {}
-    if not t.plain_http:
-        if t.ca_pem:
-            tls["ca_file"] = CONTAINERD_LEGACY_CA
-        if t.skip_verify:
-            tls["insecure_skip_verify"] = True
+    tls = _tls_fields(t, CONTAINERD_LEGACY_CA)
     if tls:
         lines += _toml_table(f"{cri}.configs.{toml_str(t.registry)}.tls", tls)
     if t.has_auth:
@@ -346,12 +352,7 @@ def _k3s(receipt: Receipt, t: _Target) -> dict[str, str]:
     config: dict[str, object] = {}
     if t.has_auth:
         config["auth"] = {"username": t.username, "password": t.password}
-    tls: dict[str, object] = {}
-    if not t.plain_http:
-        if t.ca_pem:
-            tls["ca_file"] = K3S_CA
-        if t.skip_verify:
-            tls["insecure_skip_verify"] = True
+    tls = _tls_fields(t, K3S_CA)
     if tls:
         config["tls"] = tls
     if config:

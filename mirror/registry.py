@@ -59,14 +59,15 @@ class RegistryStore:
                                 where=self.label, hint="check the endpoint address")
 
     # -- blobs ------------------------------------------------------------------------------------
-    def has_blob(self, repo: str, desc: Descriptor) -> bool:
-        resp = self.http.request("HEAD", self._url(repo, "blobs", desc.digest), where=self._where(repo))
-        if resp.status_code == 200:
-            return True
-        if resp.status_code == 404:
-            return False
-        raise_for(resp, f"HEAD blob {desc.digest}", self._where(repo))
+    def _exists(self, repo: str, kind: str, digest: str, headers: dict[str, str] | None = None) -> bool:
+        resp = self.http.request("HEAD", self._url(repo, kind, digest), headers=headers, where=self._where(repo))
+        if resp.status_code in (200, 404):
+            return resp.status_code == 200
+        raise_for(resp, f"HEAD {kind} {digest}", self._where(repo))
         return False
+
+    def has_blob(self, repo: str, desc: Descriptor) -> bool:
+        return self._exists(repo, "blobs", desc.digest)
 
     @contextmanager
     def open_blob(self, repo: str, desc: Descriptor) -> Iterator[Iterator[bytes]]:
@@ -229,14 +230,7 @@ class RegistryStore:
         return Manifest(body, mt, digest)
 
     def has_manifest(self, repo: str, desc: Descriptor) -> bool:
-        resp = self.http.request("HEAD", self._url(repo, "manifests", desc.digest),
-                                 headers={"Accept": ACCEPT}, where=self._where(repo))
-        if resp.status_code == 200:
-            return True
-        if resp.status_code == 404:
-            return False
-        raise_for(resp, f"HEAD manifest {desc.digest}", self._where(repo))
-        return False
+        return self._exists(repo, "manifests", desc.digest, {"Accept": ACCEPT})
 
     def put_manifest(self, ref: Reference, manifest: Manifest) -> None:
         ident = ref.tag or manifest.digest
