@@ -8,6 +8,7 @@ run talks to, so a big layer takes a couple of seconds and the kill lands mid-tr
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -261,3 +262,38 @@ def test_rerun_after_finish_pushes_nothing(env: Env, target_registry: Registry) 
     ok("import", str(env.reference), "--to", f"{target_registry.host}/{BASE}", "--plain-http")
     again = ok("import", str(env.reference), "--to", f"{target_registry.host}/{BASE}", "--plain-http")
     assert fetched(again) == 0
+
+
+def manifests_in_storage(reg: Registry) -> int:
+    """Manifest revisions the target has linked (pushed by digest or tag)."""
+    d = reg.root / "docker" / "registry" / "v2" / "repositories"
+    return len(list(d.glob("**/_manifests/revisions/sha256/*/link"))) if d.exists() else 0
+
+
+def test_import_killed_while_pushing_manifests(env: Env, registry_factory: RegistryFactory) -> None:
+    """Killed after every blob landed, while manifests (children first, tags last) were being pushed: the
+    rerun pushes no blob again, and the target ends identical to an uninterrupted import."""
+    resumed = registry_factory("distribution")
+    clean = registry_factory("distribution")
+    proxy = Throttle(int(resumed.host.rsplit(":", 1)[1]), rate=200_000)    # slow: the kill lands mid-phase
+    try:
+        ok("import", str(env.reference), "--to", f"{clean.host}/{BASE}", "--plain-http")
+        ok("import", str(env.reference), "--to", f"{resumed.host}/{BASE}", "--plain-http", "--verify")
+        # wipe the manifests only: every blob is in place, as if a run had died right after the blob phase
+        repos = resumed.root / "docker" / "registry" / "v2" / "repositories"
+        for d in repos.glob("**/_manifests"):
+            shutil.rmtree(d)
+        assert manifests_in_storage(resumed) == 0
+        argv = cli("import", str(env.reference), "--to", f"127.0.0.1:{proxy.port}/{BASE}", "--plain-http",
+                   "-j", "1")
+        kill_when(argv, lambda: manifests_in_storage(resumed) >= 2)
+        partial = manifests_in_storage(resumed)
+        assert partial >= 2
+        assert inventory(resumed) != inventory(clean), "the kill came too late to test anything"
+        summary = finish(argv)
+        assert fetched(summary) == 0                 # blobs were all there: nothing is uploaded again
+        assert inventory(resumed) == inventory(clean)
+    finally:
+        proxy.close()
+        resumed.stop()
+        clean.stop()
