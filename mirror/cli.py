@@ -301,7 +301,7 @@ def _import_one(args: argparse.Namespace, bundle_dir: Path, host: str, base: str
             raise PartError(f"bundle has bad parts: {', '.join(sorted(bad))}", where=str(bundle_dir),
                             hint="copy them again and run `airgap-mirror verify`; nothing was imported")
 
-    refuse(_quick_parts(reader))            # missing or truncated parts: refuse at once
+    refuse(check_parts(bundle_dir, reader.info, checksums=False))     # missing or truncated: refuse at once
 
     def checksum_parts() -> None:
         # Every part is checksummed before the first push: a flipped byte must not leave half an import.
@@ -331,17 +331,6 @@ def _import_one(args: argparse.Namespace, bundle_dir: Path, host: str, base: str
     if args.receipt:
         receipt.save(args.receipt)      # keep what landed even if a later bundle fails
     _report_failures(result, f"import into {host}")
-
-
-def _quick_parts(reader: BundleReader) -> dict[str, str]:
-    bad = {}
-    for p in reader.info.parts:
-        path = reader.dir / p.name
-        if not path.exists():
-            bad[p.name] = "missing"
-        elif path.stat().st_size != p.size:
-            bad[p.name] = f"truncated or extended: {path.stat().st_size} bytes, expected {p.size}"
-    return bad
 
 
 # -- wiring ---------------------------------------------------------------------------------------------

@@ -18,8 +18,16 @@ from typing import Any
 
 from . import defaults
 from .digest import Verifier, sha256_digest
-from .errors import DigestMismatchError, MirrorError, PartError, UnreachableError
-from .mediatypes import Descriptor, children, is_index, parse_manifest, platform_matches, platform_string
+from .errors import DigestMismatchError, MirrorError, UnreachableError
+from .mediatypes import (
+    Descriptor,
+    artifact_type,
+    children,
+    is_index,
+    parse_manifest,
+    platform_matches,
+    platform_string,
+)
 from .progress import Event, Progress, nothing
 from .reference import Reference
 from .store import Manifest, Mounter, Store
@@ -121,8 +129,6 @@ def resolve(source: Store, item: CopyItem) -> Resolved:
         def walk(m: Manifest) -> None:
             mt, doc = parse_manifest(m.data, m.media_type)
             if r.artifact_type is None and not is_index(mt):
-                from .mediatypes import artifact_type
-
                 r.artifact_type = artifact_type(doc)
             kids, blobs = children(mt, doc)
             for kid in kids:
@@ -327,4 +333,4 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
     return result
 
 
-__all__ = ["CopyItem", "CopyResult", "PartError", "Resolved", "copy", "resolve"]
+__all__ = ["CopyItem", "CopyResult", "Resolved", "copy", "resolve"]

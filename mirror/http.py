@@ -30,7 +30,7 @@ import httpcore
 import httpx
 
 from . import defaults
-from .errors import AuthError, MirrorError, RegistryError, TLSError, UnreachableError, redact
+from .errors import AuthError, RegistryError, TLSError, UnreachableError, redact
 
 log = logging.getLogger("mirror.http")
 
@@ -353,8 +353,6 @@ class Http:
                     continue
                 raise UnreachableError(f"{method} failed: {_short(e)}", where=where or redact(url),
                                        hint="check the endpoint address, the network and any proxy") from e
-            except MirrorError:
-                raise
             if resp.status_code in defaults.RETRY_STATUSES and attempt + 1 < attempts:
                 delay = _retry_after(resp, attempt)
                 resp.close()

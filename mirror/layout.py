@@ -17,7 +17,7 @@ from typing import Any
 from .defaults import CHUNK_SIZE
 from .digest import Verifier, sha256_digest
 from .errors import NotFoundError
-from .mediatypes import ANNOTATION_REF_NAME, Descriptor
+from .mediatypes import ANNOTATION_REF_NAME, Descriptor, parse_manifest
 from .reference import Reference
 from .store import Manifest
 
@@ -114,8 +114,6 @@ class LayoutStore:
             if not p.exists():
                 raise NotFoundError(f"manifest {ref} not found", where=self.label)
             data = p.read_bytes()
-            from .mediatypes import parse_manifest
-
             mt, _ = parse_manifest(data, desc.media_type if desc else None)
             return Manifest(data, mt, ref.digest)
         wanted = str(ref)

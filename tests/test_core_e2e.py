@@ -28,15 +28,8 @@ LEAK = "pw-that-must-not-leak"
 @pytest.fixture(scope="module")
 def world(registry_factory: RegistryFactory, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One source registry seeded with the sample content, and one export of it split at 1M."""
-    tmp = tmp_path_factory.mktemp("core")
     source = registry_factory("distribution")
-    layout = flow.build_sample(tmp)
-    refs = flow.seed_source(layout, source)
-    content = flow.write_content(tmp / "content.yaml", source, refs)
-    bundle = tmp / "B"
-    res = flow.export(content, bundle, "--split-size", "1M")
-    yield {"tmp": tmp, "source": source, "layout": layout, "refs": refs, "content": content,
-           "bundle": bundle, "export": res, "info": BundleInfo.load(bundle)}
+    yield flow.exported_world(tmp_path_factory.mktemp("core"), source)
     source.stop()
 
 

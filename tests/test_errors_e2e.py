@@ -28,14 +28,8 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def world(registry_factory: RegistryFactory, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    tmp = tmp_path_factory.mktemp("errors")
     source = registry_factory("distribution")
-    layout = flow.build_sample(tmp)
-    refs = flow.seed_source(layout, source)
-    content = flow.write_content(tmp / "content.yaml", source, refs)
-    bundle = tmp / "B"
-    flow.export(content, bundle, "--split-size", "1M")
-    yield {"tmp": tmp, "source": source, "refs": refs, "bundle": bundle, "info": BundleInfo.load(bundle)}
+    yield flow.exported_world(tmp_path_factory.mktemp("errors"), source)
     source.stop()
 
 

@@ -29,7 +29,7 @@ import yaml
 
 from mirror.mirrorconfig import MirrorOptions, render, write_files
 from mirror.receipt import ImportedArtifact, Receipt, Target
-from tests.support.registries import Registry
+from tests.support.registries import Registry, stop_process
 from tests.support.tools import need as _need
 from tests.support.tools import run as _run
 from tests.test_mirrorconfig import apply_maps
@@ -70,46 +70,25 @@ def sample_layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _layout_digests(layout: Path) -> dict[str, str]:
-    index = json.loads((layout / "index.json").read_text())
-    return {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"] for m in index["manifests"]}
-
-
 def push_layout_ref(layout: Path, ref_name: str, reg: Registry, repo: str, tag: str) -> str:
-    """Byte-exact push of one layout ref to reg/repo:tag (blobs, child manifests, then the tag).
+    """Push one layout ref to reg/repo:tag with the tool's own copy function (byte-exact, children first,
+    tag last). Returns the top manifest digest."""
+    from mirror.copy import CopyItem, copy
+    from mirror.http import HostSettings, Http
+    from mirror.layout import LayoutStore
+    from mirror.reference import Reference, parse
+    from mirror.registry import RegistryStore
 
-    Not skopeo: skopeo 1.9's oci: transport cannot read Docker v2 manifests/lists from a layout, and the
-    sample holds both kinds. Returns the top manifest digest.
-    """
-    index = json.loads((layout / "index.json").read_text())
-    (top,) = [m for m in index["manifests"]
-              if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == ref_name]
-
-    def blob(d: str) -> bytes:
-        return (layout / "blobs" / "sha256" / d.split(":", 1)[1]).read_bytes()
-
-    with reg.client(timeout=60) as c:
-        def put_blob(d: str) -> None:
-            if c.head(f"/v2/{repo}/blobs/{d}").status_code == 200:
-                return
-            r = c.post(f"/v2/{repo}/blobs/uploads/")
-            r.raise_for_status()
-            loc = r.headers["Location"]
-            c.put(loc + ("&" if "?" in loc else "?") + f"digest={d}", content=blob(d),
-                  headers={"Content-Type": "application/octet-stream"}).raise_for_status()
-
-        def put_manifest(desc: dict[str, object], ident: str) -> None:
-            data = blob(str(desc["digest"]))
-            doc = json.loads(data)
-            for child in doc.get("manifests", []):
-                put_manifest(child, child["digest"])
-            for b in [doc["config"], *doc.get("layers", [])] if "config" in doc else []:
-                put_blob(b["digest"])
-            c.put(f"/v2/{repo}/manifests/{ident}", content=data,
-                  headers={"Content-Type": str(desc["mediaType"])}).raise_for_status()
-
-        put_manifest(top, tag)
-    return str(top["digest"])
+    http = Http({reg.host: HostSettings(plain_http=reg.plain_http, ca_file=reg.ca_file, username=reg.username,
+                                        password=reg.password)}, use_docker_config=False)
+    try:
+        result = copy(LayoutStore(layout), RegistryStore(http, reg.host),
+                      [CopyItem(parse(ref_name), Reference(reg.host, repo, tag))])
+    finally:
+        http.close()
+    assert not result.failed, result.failed[0].error
+    assert result.ok[0].top is not None
+    return result.ok[0].top.digest
 
 
 @pytest.fixture
@@ -247,12 +226,7 @@ def containerd(tmp_path: Path) -> Iterator[Containerd]:
             raise AssertionError(f"containerd did not answer:\n{(d / 'containerd.log').read_text()[-3000:]}")
         yield c
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc, timeout=10)
         log.close()
 
 

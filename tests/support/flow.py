@@ -92,6 +92,20 @@ def write_content(path: Path, reg: Registry, images: Iterable[Any] = SAMPLE_REFS
     return path
 
 
+def exported_world(tmp: Path, source: Registry) -> dict[str, Any]:
+    """The sample content seeded into `source` and exported once into `tmp/B`, split at 1M."""
+    from mirror.bundle import BundleInfo
+
+    layout = build_sample(tmp)
+    refs = seed_source(layout, source)
+    content = write_content(tmp / "content.yaml", source, refs)
+    bundle = tmp / "B"
+    res = export(content, bundle, "--split-size", "1M")
+    assert res.code == 0, res.err
+    return {"tmp": tmp, "source": source, "layout": layout, "refs": refs, "content": content,
+            "bundle": bundle, "export": res, "info": BundleInfo.load(bundle)}
+
+
 @dataclass
 class CliResult:
     code: int

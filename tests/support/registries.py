@@ -57,18 +57,6 @@ class Registry:
         """An httpx client for this registry's base URL with its CA and credentials."""
         return httpx.Client(base_url=self.url, verify=self.verify, auth=self.auth, **kw)
 
-    def skopeo_args(self, *, dest: bool = False) -> list[str]:
-        """skopeo flags to reach this registry as source (default) or destination."""
-        side = "dest" if dest else "src"
-        args: list[str] = []
-        if self.plain_http:
-            args.append(f"--{side}-tls-verify=false")
-        elif self.certs_dir:
-            args.append(f"--{side}-cert-dir={self.certs_dir}")
-        if self.username:
-            args.append(f"--{side}-creds={self.username}:{self.password}")
-        return args
-
     def log(self) -> str:
         try:
             return self.log_file.read_text(errors="replace") if self.log_file else ""
@@ -80,15 +68,19 @@ class Registry:
 
     def stop(self) -> None:
         p, self._proc = self._proc, None
-        if p is None:
-            return
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=5)
+        if p is not None:
+            stop_process(p)
+
+
+def stop_process(p: subprocess.Popen[Any], timeout: float = 5) -> None:
+    """terminate, then kill if it lingers."""
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=5)
 
 
 def which(name: str) -> str | None:
@@ -197,6 +189,11 @@ def _distribution_config(root: Path, port: int, tls: tuple[Path, Path, Path] | N
         cfg["http"]["tls"] = {"certificate": str(crt), "key": str(key)}
     if htpasswd:
         cfg["auth"] = {"htpasswd": {"realm": "airgap-mirror-test", "path": str(htpasswd)}}
+    return _merged(cfg, overrides)
+
+
+def _merged(cfg: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """Config overrides from a test: mappings are merged one level deep, anything else replaces."""
     for k, v in (overrides or {}).items():
         if isinstance(v, dict) and isinstance(cfg.get(k), dict):
             cfg[k].update(v)
@@ -218,12 +215,7 @@ def _zot_config(root: Path, port: int, tls: tuple[Path, Path, Path] | None, htpa
     cfg: dict[str, Any] = {"distSpecVersion": "1.1.1",
                            "storage": {"rootDirectory": str(root), "dedupe": True, "gc": True},
                            "http": http, "log": {"level": "info"}}
-    for k, v in (overrides or {}).items():
-        if isinstance(v, dict) and isinstance(cfg.get(k), dict):
-            cfg[k].update(v)
-        else:
-            cfg[k] = v
-    return cfg
+    return _merged(cfg, overrides)
 
 
 def start_registry(workdir: Path, *, kind: str = "distribution", tls: bool = False, auth: bool = False,
