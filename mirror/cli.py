@@ -304,7 +304,8 @@ def _import_one(args: argparse.Namespace, bundle_dir: Path, host: str, base: str
     refuse(check_parts(bundle_dir, reader.info, checksums=False))     # missing or truncated: refuse at once
 
     def checksum_parts() -> None:
-        # Every part is checksummed before the first push: a flipped byte must not leave half an import.
+        # Every part is checksummed before anything is tagged: a flipped byte must not leave half an
+        # import. It runs beside the blob pushes (copy's gate), which the target verifies by digest.
         refuse(check_parts(bundle_dir, reader.info, args.jobs))
     items = import_items(reader, host, base, getattr(args, "pack_base", None))
     if reader.info.external_blobs:
@@ -315,7 +316,7 @@ def _import_one(args: argparse.Namespace, bundle_dir: Path, host: str, base: str
         hook(args, http, target, items)
     bars = Bars(f"import {bundle_dir.name}")
     try:
-        result = copy(reader, target, items, jobs=args.jobs, progress=bars, before_push=checksum_parts)
+        result = copy(reader, target, items, jobs=args.jobs, progress=bars, gate=checksum_parts)
     finally:
         bars.close()
     print(_summary(f"import {bundle_dir}", result))

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -220,15 +220,19 @@ def _transfer(source: Store, target: Store, task: _BlobTask, repo: str, progress
 
 def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = defaults.JOBS,
          progress: Progress = nothing, skip_present: bool = True,
-         before_push: Callable[[], None] | None = None) -> CopyResult:
+         gate: Callable[[], None] | None = None) -> CopyResult:
     """Copy every item from source to target. Failures are recorded per artifact, never half-tagged.
 
-    `before_push` runs once, after planning and before the first write, only when something is to be
-    written (import uses it to checksum every part, which a repeated import then does not pay for).
+    `gate` is a check that must pass before anything becomes visible in the target. It starts after
+    planning, only when something is to be written, and runs beside the blob transfers (import uses it
+    to checksum every part: hashing the parts first, then pushing, left the target idle for the whole
+    hash). Blobs are content-addressed and verified by the target, so a blob pushed while the gate runs
+    is harmless; no manifest and no tag is pushed until the gate has passed, and if it raises, every
+    artifact fails with its error and nothing is tagged.
     """
     started = time.monotonic()
     result = CopyResult()
-    with ThreadPoolExecutor(max(1, jobs)) as pool:
+    with ThreadPoolExecutor(max(1, jobs)) as pool, ThreadPoolExecutor(1) as gate_pool:
         result.resolved = list(pool.map(lambda it: resolve(source, it), items))
 
         # An artifact whose top manifest the target already holds is complete there (registries refuse
@@ -254,8 +258,9 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
                 if dst not in t.dst_repos:
                     t.dst_repos.append(dst)
                 owners.setdefault(b.digest, []).append(r)
-        if before_push is not None and (tasks or any(not r.present for r in result.ok)):
-            before_push()
+        gate_run: Future[None] | None = None
+        if gate is not None and (tasks or any(not r.present for r in result.ok)):
+            gate_run = gate_pool.submit(gate)
         prepare = getattr(target, "prepare", None)
         if prepare is not None:          # e.g. the bundle writer places every blob before any arrives
             prepare([b for r in result.ok for b in r.blobs])
@@ -265,6 +270,8 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
         cached = {d: b for r in result.ok for d, b in r.fetched.items()}
 
         def run_blob(task: _BlobTask) -> tuple[str, str, int, int, MirrorError | None]:
+            if gate_run is not None and gate_run.done() and gate_run.exception() is not None:
+                return "failed", task.desc.digest, 0, 0, None        # the gate failed: stop transferring
             try:
                 repos = task.dst_repos[:1] if single else task.dst_repos
                 # One HEAD per blob, not one per repository: once the blob is in the first repository the
@@ -310,6 +317,9 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
                 for r in owners.get(digest, []):
                     if r.error is None:
                         r.error = err
+
+        if gate_run is not None:
+            gate_run.result()           # raises the gate's error: nothing gets tagged
 
         def push_manifests(r: Resolved) -> None:
             if r.error is not None or r.top is None:

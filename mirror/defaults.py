@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-JOBS = 8                              # parallel blob transfers
+import os
+
+# Parallel blob transfers. Every byte is hashed in this process (and once more for the part checksums on
+# export), so beyond two streams per core threads only queue for the GIL and the cores: measured on 2
+# cores over loopback, 1.1 GB exported in 2.9 s with 4 threads, 3.3 s with 8 and 3.8 s with 16. Four
+# streams still fill a high-latency link; raise -j for many small blobs far away.
+JOBS = max(4, min(8, 2 * (os.cpu_count() or 2)))
 CHUNK_SIZE = 1 << 20                  # streaming read/write unit (1 MiB)
 HTTP_READ_SIZE = 1 << 20              # socket read size for HTTP/1.1 bodies (httpcore's default: 64 KiB)
 UPLOAD_CHUNK_SIZE = 64 << 20          # PATCH size for chunked uploads of big blobs

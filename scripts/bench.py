@@ -4,6 +4,12 @@ export: airgap-mirror export  vs  `skopeo copy --all` of every tag into one OCI 
 import: airgap-mirror import  vs  `skopeo sync --scoped --src dir` of a dir tree into the target, same base path
 skopeo's blob-info cache is cleared before each timed step (it would turn copies into mounts).
 Peak RSS is measured per child process with wait4().
+
+The whole suite runs once per registry implementation (BENCH_REGISTRIES, default: every one installed):
+`distribution3` (CNCF distribution v3.0.0, built with this machine's Go: the registry Harbor ships) and
+`debian` (Debian's docker-registry, distribution 2.8 built with Go 1.19, whose sha256 predates Go's
+SHA-NI code: on import it spends about 5 CPU-seconds per GB ingesting, which caps any client here).
+Both tools always face the same registry binary in a comparison.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ from mirror.reference import parse
 
 REPO = Path(__file__).resolve().parent.parent
 BYTES = int(os.environ.get("BENCH_BYTES", "1100000000"))
-JOBS = os.environ.get("BENCH_JOBS", "8")
+JOBS = os.environ.get("BENCH_JOBS", "")             # empty: the tool's default (-j not passed)
+REGISTRY_BINARIES = {"distribution3": str(REPO / ".cache/bin/distribution"), "debian": "docker-registry"}
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 ACCEPT = ", ".join(["application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
                     "application/vnd.docker.distribution.manifest.v2+json",
@@ -37,7 +44,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_registry(work: Path, name: str) -> tuple[str, subprocess.Popen[bytes]]:
+def start_registry(work: Path, name: str, binary: str) -> tuple[str, subprocess.Popen[bytes]]:
     port = free_port()
     d = work / name
     d.mkdir(parents=True)
@@ -46,7 +53,7 @@ def start_registry(work: Path, name: str) -> tuple[str, subprocess.Popen[bytes]]
         f"version: 0.1\nstorage:\n  cache: {{blobdescriptor: inmemory}}\n  filesystem: {{rootdirectory: {d}/data}}\n"
         f"  delete: {{enabled: true}}\n"
         f"http: {{addr: '127.0.0.1:{port}'}}\nlog: {{level: error}}\n")
-    p = subprocess.Popen(["docker-registry", "serve", str(d / "config.yml")], stdout=subprocess.DEVNULL,
+    p = subprocess.Popen([binary, "serve", str(d / "config.yml")], stdout=subprocess.DEVNULL,
                          stderr=open(d / "log", "wb"))
     for _ in range(100):
         try:
@@ -84,10 +91,25 @@ def timed_many(cmds: list[list[str]]) -> tuple[float, int]:
 
 
 def main() -> int:
+    wanted = os.environ.get("BENCH_REGISTRIES", "distribution3 debian").split()
+    kinds = [k for k in wanted if shutil.which(REGISTRY_BINARIES.get(k, ""))]
+    if not kinds:
+        raise SystemExit(f"bench: none of the registries {wanted} is installed (run scripts/install-deps)")
+    for k in set(wanted) - set(kinds):
+        print(f"bench: {k} registry is not installed; skipped", flush=True)
+    for k in kinds:
+        print(f"\n## source and targets: {k} ({REGISTRY_BINARIES[k]})\n", flush=True)
+        suite(k)
+    return 0
+
+
+def suite(kind: str) -> None:
+    binary = REGISTRY_BINARIES[kind]
+    jobs = ["-j", JOBS] if JOBS else []
     work = Path(tempfile.mkdtemp(prefix="airgap-bench."))
     procs = []
     try:
-        src, p1 = start_registry(work, "source")
+        src, p1 = start_registry(work, "source", binary)
         procs = [p1]
         layout = work / "layout"
         t0 = time.monotonic()
@@ -124,7 +146,7 @@ def main() -> int:
             shutil.rmtree(bundle, ignore_errors=True)
             shutil.rmtree(sk_layout, ignore_errors=True)
             prepare_step()
-            exp.append(timed([am, "export", "-f", str(content), "-o", str(bundle), "-j", JOBS,
+            exp.append(timed([am, "export", "-f", str(content), "-o", str(bundle), *jobs,
                               "--split-size", "4G"], stdout=subprocess.DEVNULL))
             prepare_step()
             sk_exp.append(timed_many([
@@ -150,15 +172,15 @@ def main() -> int:
         sk_imp: list[tuple[float, int]] = []
         t_imp2 = 0.0
         for i in range(RUNS):
-            dst_a, pa = start_registry(work, f"target-airgap-{i}")
-            dst_s, ps = start_registry(work, f"target-skopeo-{i}")
+            dst_a, pa = start_registry(work, f"target-airgap-{i}", binary)
+            dst_s, ps = start_registry(work, f"target-skopeo-{i}", binary)
             try:
                 prepare_step()
                 imp.append(timed([am, "import", str(bundle), "--to", f"{dst_a}/airgap-images", "--plain-http",
-                                  "-j", JOBS], stdout=subprocess.DEVNULL))
+                                  *jobs], stdout=subprocess.DEVNULL))
                 if i == 0:
                     t_imp2, _ = timed([am, "import", str(bundle), "--to", f"{dst_a}/airgap-images",
-                                       "--plain-http", "-j", JOBS], stdout=subprocess.DEVNULL)
+                                       "--plain-http", *jobs], stdout=subprocess.DEVNULL)
                     # sanity: the import landed under the base path with the source host folder
                     probe = parse(refs[0])
                     urllib.request.urlopen(urllib.request.Request(
@@ -196,7 +218,8 @@ def main() -> int:
                     f"**{theirs / ours:.2f}x** | {rss_o} MB | {rss_t} MB |")
 
         print(f"\ncontent: {len(refs)} artifacts, {unique / 1e6:.0f} MB unique blob bytes "
-              f"({len(info['blobs'])} blobs), source/targets: Debian docker-registry on loopback, -j {JOBS}; "
+              f"({len(info['blobs'])} blobs), source/targets: {kind} registry on loopback, "
+              f"{'-j ' + JOBS if JOBS else 'default -j'}; "
               f"median of {RUNS} runs\n")
         print("| step | airgap-mirror | MB/s | skopeo | MB/s | speed-up | peak RSS (ours) | peak RSS (skopeo) |")
         print("|---|---|---|---|---|---|---|---|")
@@ -210,11 +233,10 @@ def main() -> int:
               f"| peak RSS export / import | {rss_exp} MB / {rss_imp} MB | <= 200 MB |")
         extra = REPO / "scripts" / "bench-delta"
         if extra.exists():
-            env = dict(os.environ, BENCH_SOURCE=src, BENCH_CONTENT=str(content), BENCH_WORK=str(work),
+            env = dict(os.environ, BENCH_SOURCE=src, BENCH_JOBS=JOBS, BENCH_CONTENT=str(content), BENCH_WORK=str(work),
                        BENCH_BUNDLE=str(bundle), BENCH_TARGET=dst_a, BENCH_LAYOUT=str(layout),
                        BENCH_EXPORT_SECONDS=f"{t_exp:.3f}")
             subprocess.run([str(extra)], env=env, check=False)
-        return 0
     finally:
         for p in procs:
             p.terminate()

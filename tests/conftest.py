@@ -21,7 +21,7 @@ if _bin.is_dir() and str(_bin) not in os.environ.get("PATH", "").split(os.pathse
 
 @pytest.fixture(scope="session")
 def registry_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryFactory]:
-    """registry_factory(kind="distribution"|"zot", tls=False, auth=False, docker2s2=True) -> Registry.
+    """registry_factory(kind="distribution"|"distribution3"|"zot", tls=False, auth=False, docker2s2=True) -> Registry.
 
     Registries live until reg.stop() or the end of the session; a missing binary skips the test.
     """
@@ -68,6 +68,14 @@ def zot_registry(registry_factory: RegistryFactory) -> Iterator[Registry]:
     if not which("zot"):
         pytest.skip("zot is not installed (the Go module proxy refuses zotregistry.dev/zot/v2)")
     reg = registry_factory("zot", docker2s2=True)
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture
+def distribution3_registry(registry_factory: RegistryFactory) -> Iterator[Registry]:
+    """CNCF distribution v3 (the registry Harbor ships), plain HTTP; skipped when it is not installed."""
+    reg = registry_factory("distribution3")
     yield reg
     reg.stop()
 

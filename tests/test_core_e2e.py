@@ -1,6 +1,6 @@
 """End to end with real registries on loopback: export the sample content into a split bundle, check the bundle
 with standard tools (sha256sum, zstd, tar, skopeo), verify, inspect, import under a base path (plain HTTP,
-TLS, basic auth, zot), and check digests, receipt, mirror string, idempotence and mounts."""
+TLS, basic auth, distribution v3, zot), and check digests, receipt, mirror string, idempotence and mounts."""
 
 from __future__ import annotations
 
@@ -282,6 +282,29 @@ def test_export_platform_filter(world: dict[str, Any], tmp_path: Path) -> None:
     assert a["source_digest"] == flow.head_digest(src, "library/nginx", "1.25")
     assert a["digest"] != a["source_digest"]                     # a filtered index is a new document
     assert len(info.blobs) < len(world["info"].blobs)
+
+
+# -- distribution v3 (the registry Harbor ships) --------------------------------------------------------
+
+def test_import_into_distribution3(world: dict[str, Any], distribution3_registry: Registry) -> None:
+    res = flow.run_cli(flow.import_args(world["bundle"], distribution3_registry, "airgap-images"))
+    assert res.code == 0, res.err
+    check_target(world, distribution3_registry)
+    again = flow.run_cli(flow.import_args(world["bundle"], distribution3_registry, "airgap-images"))
+    assert again.code == 0, again.err
+    assert "blobs fetched 0," in again.out
+
+
+def test_distribution3_as_source_gives_the_same_bundle(world: dict[str, Any], distribution3_registry: Registry,
+                                                       tmp_path: Path) -> None:
+    """The bundle layout depends only on the content: exported from another registry implementation,
+    the parts are byte-identical."""
+    refs = flow.seed_source(world["layout"], distribution3_registry)
+    content = flow.write_content(tmp_path / "content.yaml", distribution3_registry, refs)
+    res = flow.export(content, tmp_path / "B", "--split-size", "1M")
+    assert res.code == 0, res.err
+    info = BundleInfo.load(tmp_path / "B")
+    assert [(p.name, p.sha256) for p in info.parts] == [(p.name, p.sha256) for p in world["info"].parts]
 
 
 # -- zot -------------------------------------------------------------------------------------------------

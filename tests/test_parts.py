@@ -1,12 +1,16 @@
 """Damaged parts after a USB transfer: a flipped byte, a truncated part, a missing part.
 
 `verify` must exit non-zero naming the part and the artifacts it affects; `import` must refuse before
-pushing anything (checked over HTTP: no tag, no repository in the target). And an intact import reads the
+anything is tagged (checked over HTTP). A missing or truncated part is refused before any request (no
+repository at all in the target); a corrupted one is found by the part checksums, which run beside the
+blob pushes: intact blobs may already have landed (verified by the target, untagged), the damaged one
+never does, and no manifest or tag is pushed. And an intact import reads the
 parts where they are: it writes no files besides the receipt (peak extra disk <= 1% of the bundle).
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -61,6 +65,10 @@ def damaged(env: Env, tmp_path: Path, how: Callable[[Path, BundleInfo], str]) ->
     return d, name, affected
 
 
+def part_range(d: Path, name: str) -> tuple[int, int]:
+    return next((s, e) for p, s, e in BundleInfo.load(d).part_bounds() if p.name == name)
+
+
 def middle_part(info: BundleInfo) -> str:
     return info.parts[len(info.parts) // 2].name
 
@@ -102,7 +110,18 @@ def test_damaged_part(env: Env, tmp_path: Path, target_registry: Registry,
     rc, _, err = run("import", str(d), "--to", f"{target_registry.host}/{BASE}", "--plain-http")
     assert rc != 0
     assert name in err
-    assert target_tags(target_registry) == {}, "import pushed something from a damaged bundle"
+    tags = target_tags(target_registry)
+    if how is flip:
+        assert all(t == [] for t in tags.values()), f"import tagged something from a damaged bundle: {tags}"
+        damaged_blobs = set(BundleInfo.load(d).blobs_in_range(*part_range(d, name)))
+        with target_registry.client(timeout=30) as c:
+            for repo in tags:
+                for digest in damaged_blobs:
+                    r = c.get(f"/v2/{repo}/blobs/{digest}")
+                    assert r.status_code == 404 or hashlib.sha256(r.content).hexdigest() == digest[7:], \
+                        f"a damaged blob landed in {repo}"
+    else:
+        assert tags == {}, "import pushed something although a part is missing or truncated"
     for ref in env.refs:
         assert target_tag_digest(target_registry, ref) is None
 

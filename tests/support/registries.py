@@ -225,6 +225,8 @@ def start_registry(workdir: Path, *, kind: str = "distribution", tls: bool = Fal
     """Start one registry in `workdir` (storage, config, log) and wait for /v2/. Raises MissingTool."""
     if kind == "distribution":
         binary = require("docker-registry")
+    elif kind == "distribution3":                    # CNCF distribution v3, same config format
+        binary = require("distribution")
     elif kind == "zot":
         binary = require("zot")
     else:
@@ -243,7 +245,7 @@ def start_registry(workdir: Path, *, kind: str = "distribution", tls: bool = Fal
 
     for _attempt in range(5):                       # the free port may be taken between probe and bind
         port = free_port()
-        if kind == "distribution":
+        if kind in ("distribution", "distribution3"):
             cfg = _distribution_config(root, port, tls_files, htpasswd, config_overrides)
             cfg_path = workdir / "config.yml"
             cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
