@@ -33,7 +33,7 @@ from typing import IO, Any
 import zstandard
 
 from . import __version__, defaults
-from .digest import Verifier
+from .digest import Verifier, hash_file_range
 from .errors import BundleError, BundleVersionError, DigestMismatchError, DiskFullError, NotFoundError, PartError
 from .mediatypes import ANNOTATION_REF_NAME, OCI_INDEX, Descriptor, parse_manifest
 from .reference import Reference
@@ -304,11 +304,15 @@ class _Stream:
                 offset += n
                 view = view[n:]
 
-    def read(self, offset: int, n: int) -> bytes:
+    def hash_into(self, h: Any, offset: int, n: int) -> int:
+        """Hash up to n bytes from offset, not across a part boundary; returns how many were hashed."""
         i, within = divmod(offset, self.split) if self.split else (0, offset)
         if self.split:
             n = min(n, self.split - within)
-        return os.pread(self._fd(i), n, within)
+        fd = self._fd(i)
+        n = min(n, os.fstat(fd).st_size - within)
+        hash_file_range(fd, within, within + n, h)
+        return n
 
     def close(self) -> None:
         with self._lock:
@@ -353,11 +357,10 @@ class _TrailingHasher:
         try:
             split = self.stream.split
             while self.pos < end:
-                buf = self.stream.read(self.pos, min(end - self.pos, 4 * defaults.CHUNK_SIZE))
-                if not buf:
+                n = self.stream.hash_into(self.h, self.pos, min(end - self.pos, 4 * defaults.CHUNK_SIZE))
+                if n <= 0:
                     raise BundleError(f"stream ends early at {self.pos}")
-                self.h.update(buf)
-                self.pos += len(buf)
+                self.pos += n
                 if split and self.pos == (self.part + 1) * split:
                     self.sums.append(self.h.hexdigest())
                     self.h = hashlib.sha256()
@@ -797,8 +800,7 @@ class VerifyReport:
 def _hash_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
-        while buf := f.read(defaults.CHUNK_SIZE * 4):
-            h.update(buf)
+        hash_file_range(f.fileno(), 0, os.fstat(f.fileno()).st_size, h)
     return h.hexdigest()
 
 
