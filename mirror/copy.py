@@ -56,6 +56,7 @@ class Resolved:
     artifact_type: str | None = None
     error: MirrorError | None = None
     present: bool = False                                       # target already had it complete
+    tagged: bool = False                                        # ... and its tag already names it
     fetched: dict[str, bytes] = field(default_factory=dict)     # small blobs already read while resolving
 
     @property
@@ -237,12 +238,20 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
 
         # An artifact whose top manifest the target already holds is complete there (registries refuse
         # manifests whose blobs are missing), so a repeated import only re-checks tags.
+        # Where the tag already names the same digest (a repeated import), nothing at all is written: the
+        # tag's PUT is skipped too, which a registry would otherwise validate against every blob again.
+        tag_digest = getattr(target, "tag_digest", None)
+
         def check_present(r: Resolved) -> None:
             if r.error is None and r.top is not None and skip_present:
+                dst = repo_of(target, r.item.target)
                 try:
-                    r.present = target.has_manifest(repo_of(target, r.item.target), r.top.descriptor)
+                    if tag_digest is not None and r.item.target.tag and not r.item.target.digest:
+                        r.tagged = r.present = tag_digest(dst, r.item.target.tag) == r.top.digest
+                    if not r.present:
+                        r.present = target.has_manifest(dst, r.top.descriptor)
                 except MirrorError:
-                    r.present = False
+                    r.present = r.tagged = False
         list(pool.map(check_present, result.resolved))
 
         tasks: dict[str, _BlobTask] = {}
@@ -323,6 +332,9 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
 
         def push_manifests(r: Resolved) -> None:
             if r.error is not None or r.top is None:
+                return
+            if r.tagged:
+                progress(Event("artifact_done", r.top.digest, label=str(r.item.source)))
                 return
             try:
                 dst = repo_of(target, r.item.target)

@@ -268,6 +268,39 @@ def _tune_httpcore() -> None:
         cls.READ_NUM_BYTES = defaults.HTTP_READ_SIZE
 
 
+class _DeferredTrust(ssl.SSLContext):
+    """The default TLS context with httpx's choice of CAs (SSL_CERT_FILE, SSL_CERT_DIR, else certifi),
+    loaded on the first handshake rather than when the client is built: loading the bundle costs ~40 ms,
+    a tenth of a repeated import that talks only plain HTTP. Hosts with a CA file or `insecure` have
+    their own contexts (mounts) and never reach this one."""
+
+    _trust_lock = threading.Lock()
+
+    def _trust(self) -> None:
+        if getattr(self, "_trusted", False):
+            return
+        with self._trust_lock:
+            if getattr(self, "_trusted", False):
+                return
+            if os.environ.get("SSL_CERT_FILE"):
+                self.load_verify_locations(cafile=os.environ["SSL_CERT_FILE"])
+            elif os.environ.get("SSL_CERT_DIR"):
+                self.load_verify_locations(capath=os.environ["SSL_CERT_DIR"])
+            else:
+                import certifi
+
+                self.load_verify_locations(cafile=certifi.where())
+            self._trusted = True
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> Any:
+        self._trust()
+        return super().wrap_socket(*args, **kwargs)
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> Any:
+        self._trust()
+        return super().wrap_bio(*args, **kwargs)
+
+
 class Http:
     """One httpx.Client with per-host TLS, registry auth and retries."""
 
@@ -290,6 +323,7 @@ class Http:
                 mounts[f"all://{netloc}"] = httpx.HTTPTransport(verify=self._ssl_context(name, s), limits=limits)
         self.client = httpx.Client(
             transport=transport, mounts=mounts or None, follow_redirects=True, limits=limits,
+            verify=_DeferredTrust(ssl.PROTOCOL_TLS_CLIENT),
             timeout=httpx.Timeout(defaults.READ_TIMEOUT, connect=defaults.CONNECT_TIMEOUT),
             headers={"User-Agent": defaults.USER_AGENT}, auth=RegistryAuth(self.credentials_for_netloc),
         )

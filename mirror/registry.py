@@ -232,6 +232,18 @@ class RegistryStore:
     def has_manifest(self, repo: str, desc: Descriptor) -> bool:
         return self._exists(repo, "manifests", desc.digest, {"Accept": ACCEPT})
 
+    def tag_digest(self, repo: str, tag: str) -> str | None:
+        """The digest `repo:tag` names now (HEAD), or None when the tag is absent or the registry does
+        not say (Docker-Content-Digest is a SHOULD in the distribution spec)."""
+        where = f"{self._where(repo)}:{tag}"
+        resp = self.http.request("HEAD", self._url(repo, "manifests", tag), headers={"Accept": ACCEPT},
+                                 where=where)
+        if resp.status_code == 404:
+            return None
+        if resp.status_code != 200:
+            raise_for(resp, f"HEAD manifest {tag}", where)
+        return resp.headers.get("docker-content-digest")
+
     def put_manifest(self, ref: Reference, manifest: Manifest) -> None:
         ident = ref.tag or manifest.digest
         where = f"{self.label}/{ref.repository}:{ident}"

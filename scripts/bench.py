@@ -6,7 +6,7 @@ skopeo's blob-info cache is cleared before each timed step (it would turn copies
 Peak RSS is measured per child process with wait4().
 
 The whole suite runs once per registry implementation (BENCH_REGISTRIES, default: every one installed):
-`distribution3` (CNCF distribution v3.0.0, built with this machine's Go: the registry Harbor ships) and
+`distribution3` (CNCF distribution v3.0.0, built with this machine's Go: the registry Harbor builds on) and
 `debian` (Debian's docker-registry, distribution 2.8 built with Go 1.19, whose sha256 predates Go's
 SHA-NI code: on import it spends about 5 CPU-seconds per GB ingesting, which caps any client here).
 Both tools always face the same registry binary in a comparison.

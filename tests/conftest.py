@@ -74,7 +74,7 @@ def zot_registry(registry_factory: RegistryFactory) -> Iterator[Registry]:
 
 @pytest.fixture
 def distribution3_registry(registry_factory: RegistryFactory) -> Iterator[Registry]:
-    """CNCF distribution v3 (the registry Harbor ships), plain HTTP; skipped when it is not installed."""
+    """CNCF distribution v3 (the registry Harbor builds on), plain HTTP; skipped when it is not installed."""
     reg = registry_factory("distribution3")
     yield reg
     reg.stop()

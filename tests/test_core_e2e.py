@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from mirror.bundle import BundleInfo
@@ -284,15 +285,28 @@ def test_export_platform_filter(world: dict[str, Any], tmp_path: Path) -> None:
     assert len(info.blobs) < len(world["info"].blobs)
 
 
-# -- distribution v3 (the registry Harbor ships) --------------------------------------------------------
+# -- distribution v3 (the registry Harbor builds on) ----------------------------------------------------
 
-def test_import_into_distribution3(world: dict[str, Any], distribution3_registry: Registry) -> None:
+def test_import_into_distribution3(world: dict[str, Any], distribution3_registry: Registry,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
     res = flow.run_cli(flow.import_args(world["bundle"], distribution3_registry, "airgap-images"))
     assert res.code == 0, res.err
     check_target(world, distribution3_registry)
+    # A repeated import writes nothing: every tag already names its digest (one HEAD per artifact).
+    sent: list[str] = []
+    real_send = httpx.Client.send
+
+    def counting_send(self: httpx.Client, request: httpx.Request, **kw: Any) -> httpx.Response:
+        sent.append(f"{request.method} {request.url.path}")
+        return real_send(self, request, **kw)
+
+    monkeypatch.setattr(httpx.Client, "send", counting_send)
     again = flow.run_cli(flow.import_args(world["bundle"], distribution3_registry, "airgap-images"))
     assert again.code == 0, again.err
     assert "blobs fetched 0," in again.out
+    writes = [r for r in sent if not r.startswith(("HEAD ", "GET "))]
+    assert writes == [], writes
+    assert sum(r.startswith("HEAD ") and "/manifests/" in r for r in sent) == len(world["info"].artifacts)
 
 
 def test_distribution3_as_source_gives_the_same_bundle(world: dict[str, Any], distribution3_registry: Registry,
