@@ -9,13 +9,17 @@ import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
+from . import lazy_import
 from .errors import ContentFileError, MirrorError
 from .http import HostSettings
 from .reference import Reference, parse
+
+if TYPE_CHECKING:
+    import yaml
+else:
+    yaml = lazy_import("yaml")
 
 API_VERSION = "airgap-mirror/v1"
 KIND = "Content"

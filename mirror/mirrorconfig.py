@@ -8,15 +8,21 @@ a guessed layout. Facts on each format: ../shared/REFERENCE.md sections 1 and 3.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import yaml
-
+from . import lazy_import
 from .errors import UsageError
 from .receipt import Receipt, palette_mirror_string
+
+if TYPE_CHECKING:
+    import yaml
+else:
+    yaml = lazy_import("yaml")
 
 FORMATS = (
     "image-swap", "image-swap-maps", "palette-secret", "palette-values", "paletteai-values",
@@ -151,20 +157,22 @@ def _toml_table(header: str, values: Mapping[str, object]) -> list[str]:
     return [f"[{header}]", *(f"  {k} = {_toml_value(v)}" for k, v in values.items()), ""]
 
 
-class _Dumper(yaml.SafeDumper):
-    """Multi-line strings (PEM certificates) as literal blocks, so they read like the file they came from."""
-
-
 def _str_presenter(dumper: yaml.SafeDumper, s: str) -> yaml.ScalarNode:
     style = "|" if "\n" in s and not s.startswith((" ", "\n")) else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", s, style=style)
 
 
-_Dumper.add_representer(str, _str_presenter)
+@functools.cache
+def _dumper() -> type[yaml.SafeDumper]:
+    """Multi-line strings (PEM certificates) as literal blocks, so they read like the file they came from.
+    Built on first use: subclassing at import time would load PyYAML in every run."""
+    cls = type("_Dumper", (yaml.SafeDumper,), {})
+    cls.add_representer(str, _str_presenter)
+    return cls
 
 
 def _yaml(doc: object, header: str = "") -> str:
-    text = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1 << 16)
+    text = yaml.dump(doc, Dumper=_dumper(), sort_keys=False, default_flow_style=False, width=1 << 16)
     return header + text
 
 
