@@ -1,0 +1,100 @@
+"""copy() on in-memory stores: the gate runs beside the blob transfers and holds every manifest back until it
+passes; a failing gate tags nothing and stops further transfers; a repeated copy writes nothing."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable
+
+import pytest
+
+from mirror.copy import CopyItem, copy
+from mirror.errors import PartError
+from mirror.mediatypes import OCI_MANIFEST, Descriptor
+from mirror.reference import Reference, parse
+from mirror.store import Manifest, MemoryStore
+
+
+class RecordingStore(MemoryStore):
+    """A MemoryStore target that logs every write, with the moment it happened."""
+
+    def __init__(self) -> None:
+        super().__init__("target")
+        self.log: list[tuple[str, str, float]] = []
+        self.tag_digests: dict[tuple[str, str], str] = {}
+
+    def put_blob(self, repo: str, desc: Descriptor, chunks: Iterable[bytes]) -> None:
+        time.sleep(0.01)                            # a transfer takes a while
+        super().put_blob(repo, desc, chunks)
+        self.log.append(("blob", desc.digest, time.monotonic()))
+
+    def put_manifest(self, ref: Reference, manifest: Manifest) -> None:
+        super().put_manifest(ref, manifest)
+        self.log.append(("manifest", str(ref), time.monotonic()))
+
+    def tag_digest(self, repo: str, tag: str) -> str | None:
+        return self.tags.get((repo, tag))
+
+
+def make_source(n: int) -> tuple[MemoryStore, list[CopyItem]]:
+    src = MemoryStore("source")
+    items = []
+    for i in range(n):
+        ref = parse(f"example.com/app{i}:v1")
+        cfg = src.put_bytes(json.dumps({"architecture": "amd64", "os": "linux", "n": i}).encode(),
+                            "application/vnd.oci.image.config.v1+json")
+        layer = src.put_bytes(f"layer {i}".encode() * 1000, "application/vnd.oci.image.layer.v1.tar+gzip")
+        doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": cfg.to_json(), "layers": [layer.to_json()]}
+        data = json.dumps(doc).encode()
+        m = Manifest(data, OCI_MANIFEST, src.put_bytes(data).digest)
+        src.add_manifest(ref.name, ref.tag, m)
+        items.append(CopyItem(ref, parse(f"mirror.local/base/{ref.name}:v1")))
+    return src, items
+
+
+def test_gate_runs_beside_transfers_and_manifests_wait_for_it() -> None:
+    src, items = make_source(4)
+    dst = RecordingStore()
+    started = threading.Event()
+    passed: list[float] = []
+
+    def gate() -> None:
+        started.set()
+        time.sleep(0.15)
+        passed.append(time.monotonic())
+
+    result = copy(src, dst, items, jobs=4, gate=gate)
+    assert not result.failed
+    blobs = [t for kind, _, t in dst.log if kind == "blob"]
+    manifests = [t for kind, _, t in dst.log if kind == "manifest"]
+    assert started.is_set() and passed
+    assert min(blobs) < passed[0], "blob transfers waited for the gate"
+    assert min(manifests) > passed[0], "a manifest was pushed before the gate passed"
+    assert len(manifests) == len(items)
+
+
+def test_failing_gate_tags_nothing_and_stops_transfers() -> None:
+    src, items = make_source(12)
+    dst = RecordingStore()
+
+    def gate() -> None:
+        raise PartError("part c.tar.zst.001 is damaged")
+
+    with pytest.raises(PartError, match="damaged"):
+        copy(src, dst, items, jobs=2, gate=gate)
+    assert [e for e in dst.log if e[0] == "manifest"] == []
+    assert len([e for e in dst.log if e[0] == "blob"]) < 2 * len(items), "transfers went on after the gate failed"
+
+
+def test_repeated_copy_writes_nothing_and_skips_the_gate() -> None:
+    src, items = make_source(3)
+    dst = RecordingStore()
+    copy(src, dst, items, jobs=2)
+    dst.log.clear()
+    calls: list[int] = []
+    result = copy(src, dst, items, jobs=2, gate=lambda: calls.append(1))
+    assert not result.failed
+    assert dst.log == []
+    assert calls == [], "nothing to write, yet the gate ran"
