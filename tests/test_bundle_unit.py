@@ -15,6 +15,7 @@ import zstandard
 
 from mirror.bundle import (
     BUNDLE_JSON,
+    RAW_BLOCK,
     SUMS,
     BlobEntry,
     BundleInfo,
@@ -24,11 +25,12 @@ from mirror.bundle import (
     _RangeReader,
     _Stream,
     parse_size,
+    raw_frame_length,
     skippable_header,
     verify,
 )
 from mirror.digest import sha256_digest
-from mirror.errors import BundleError, BundleVersionError, NotFoundError, PartError
+from mirror.errors import BundleError, BundleVersionError, DigestMismatchError, NotFoundError, PartError
 from mirror.mediatypes import OCI_MANIFEST, Descriptor
 from mirror.reference import parse
 from mirror.store import Manifest
@@ -383,3 +385,58 @@ def test_load_refuses_newer_format_and_incomplete(tmp_path: Path) -> None:
         BundleInfo.load(e)
     with pytest.raises(NotFoundError, match=r"no bundle\.json"):
         BundleInfo.load(tmp_path)
+
+
+# -- raw frames (already-compressed layers) read without a decoder -------------------------------------
+
+RAW_SIZE = 300_000                      # three raw blocks, the last one partly padding
+
+
+def _raw_bundle(d: Path) -> tuple[BundleInfo, Descriptor, bytes]:
+    data = random.Random(7).randbytes(RAW_SIZE)
+    desc = Descriptor("application/vnd.oci.image.layer.v1.tar+gzip", sha256_digest(data), RAW_SIZE)
+    w = BundleWriter(d, name="r")
+    w.prepare([desc])                   # gzip layers get planned raw frames
+    w.put_blob("docker.io/library/x", desc, [data[:100_000], data[100_000:]])
+    info = w.finalize([{"ref": "docker.io/library/x:1", "digest": desc.digest, "media_type": desc.media_type,
+                        "manifest_size": 0, "contents": [desc.digest]}])
+    return info, desc, data
+
+
+def _frame_pos(member_offset: int) -> int:
+    """Where byte `member_offset` of the tar member sits in its raw frame (14-byte head, 3 per block)."""
+    return 14 + (member_offset // RAW_BLOCK + 1) * 3 + member_offset
+
+
+def test_raw_frame_is_read_without_a_decoder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    info, desc, data = _raw_bundle(tmp_path / "R")
+    e = info.blobs[desc.digest]
+    assert e.length == raw_frame_length(512 + RAW_SIZE + (-RAW_SIZE) % 512)
+    r = BundleReader(tmp_path / "R")
+    monkeypatch.setattr(zstandard, "ZstdDecompressor", None)          # the decoder must not be needed
+    with r.open_blob("", desc) as chunks:
+        got = list(chunks)
+    assert b"".join(got) == data
+    assert max(len(c) for c in got) <= 8 * RAW_BLOCK                  # bounded chunks
+
+
+@pytest.mark.parametrize("where", ["block header", "tar header", "padding", "blob"])
+def test_raw_frame_damage_is_caught(tmp_path: Path, where: str) -> None:
+    d = tmp_path / "R"
+    info, desc, _ = _raw_bundle(d)
+    e = info.blobs[desc.digest]
+    pos = e.offset + {"block header": 14 + 3 + RAW_BLOCK,             # the second block's header
+                      "tar header": _frame_pos(100),
+                      "padding": _frame_pos(512 + RAW_SIZE + 5),
+                      "blob": _frame_pos(512 + 1234)}[where]
+    part = d / info.parts[0].name
+    raw = bytearray(part.read_bytes())
+    raw[pos] ^= 0x40
+    part.write_bytes(bytes(raw))
+    r = BundleReader(d)
+    if where == "blob":           # the bytes around the blob are intact: the digest check catches it
+        with pytest.raises(DigestMismatchError):
+            r.read_blob(desc.digest)
+    else:
+        with pytest.raises(PartError, match="corrupted"):
+            r.read_blob(desc.digest)
