@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, defaults
-from .bundle import BundleInfo, BundleReader, BundleWriter, check_parts, parse_size, verify
+from .bundle import BundleInfo, BundleReader, BundleWriter, check_parts, parse_size, verified_unchanged, verify
 from .content import Content, load
 from .copy import CopyItem, CopyResult, copy
 from .errors import MirrorError, PartError, UsageError
@@ -307,6 +307,11 @@ def _import_one(args: argparse.Namespace, bundle_dir: Path, host: str, base: str
         # Every part is checksummed before anything is tagged: a flipped byte must not leave half an
         # import. It runs beside the blob pushes (copy's gate), which the target verifies by digest.
         refuse(check_parts(bundle_dir, reader.info, args.jobs))
+
+    checked = None if args.verify else verified_unchanged(bundle_dir, reader.info)
+    if checked:
+        print(f"parts: intact when `airgap-mirror verify` checked them ({checked}) and unchanged since; "
+              "not hashed again (--verify hashes them anyway)")
     items = import_items(reader, host, base, getattr(args, "pack_base", None))
     if reader.info.external_blobs:
         from .delta import check_dependencies
@@ -316,7 +321,8 @@ def _import_one(args: argparse.Namespace, bundle_dir: Path, host: str, base: str
         hook(args, http, target, items)
     bars = Bars(f"import {bundle_dir.name}")
     try:
-        result = copy(reader, target, items, jobs=args.jobs, progress=bars, gate=checksum_parts)
+        result = copy(reader, target, items, jobs=args.jobs, progress=bars,
+                      gate=None if checked else checksum_parts)
     finally:
         bars.close()
     print(_summary(f"import {bundle_dir}", result))
@@ -381,7 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--receipt", help="write the import receipt (JSON) here")
     p.add_argument("--mirrors-out", help="write every mirror configuration format into this directory")
     p.add_argument("--pack-base", help="base path for Palette packs (default: the --to base path)")
-    p.add_argument("--verify", action="store_true", help="checksum every part first (always done; kept for scripts)")
+    p.add_argument("--verify", action="store_true",
+                   help="checksum every part even when `verify` found them intact and unchanged since")
     p.set_defaults(func=cmd_import)
 
     import importlib

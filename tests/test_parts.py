@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from mirror import bundle as bundle_mod
 from mirror import sample
 from mirror.bundle import BundleInfo
 from tests.support.registries import Registry, RegistryFactory
@@ -168,3 +169,54 @@ def test_intact_bundle_verifies_and_imports_in_place(env: Env, tmp_path: Path, t
     assert {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in env.bundle.iterdir()} == before
     receipt_size = (cwd / "r.json").stat().st_size
     assert peak[0] - receipt_size <= 0.01 * size
+
+
+# -- a bundle `verify` found intact is not hashed again by import ------------------------------------------
+
+def count_part_hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real = bundle_mod._hash_file
+
+    def counting(path: Path) -> str:
+        calls.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(bundle_mod, "_hash_file", counting)
+    return calls
+
+
+def test_import_after_verify_does_not_hash_again(env: Env, tmp_path: Path, target_registry: Registry,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    d = tmp_path / "bundle"
+    shutil.copytree(env.bundle, d)
+    ok("verify", str(d))
+    hashed = count_part_hashes(monkeypatch)
+    out = ok("import", str(d), "--to", f"{target_registry.host}/{BASE}", "--plain-http")
+    assert hashed == [], "parts verified and unchanged were hashed again"
+    assert "not hashed again" in out
+    for ref in env.refs:
+        assert target_tag_digest(target_registry, ref) == env.digests[ref]
+
+
+def test_import_after_verify_still_catches_a_part_changed_since(env: Env, tmp_path: Path,
+                                                                target_registry: Registry,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    d = tmp_path / "bundle"
+    shutil.copytree(env.bundle, d)
+    ok("verify", str(d))
+    name = flip(d, BundleInfo.load(d))                 # damaged after verify (new mtime)
+    hashed = count_part_hashes(monkeypatch)
+    rc, out, err = run("import", str(d), "--to", f"{target_registry.host}/{BASE}", "--plain-http")
+    assert rc != 0 and name in err
+    assert "not hashed again" not in out and hashed
+    assert all(t == [] for t in target_tags(target_registry).values())
+
+
+def test_import_verify_flag_hashes_anyway(env: Env, tmp_path: Path, target_registry: Registry,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    d = tmp_path / "bundle"
+    shutil.copytree(env.bundle, d)
+    ok("verify", str(d))
+    hashed = count_part_hashes(monkeypatch)
+    ok("import", str(d), "--to", f"{target_registry.host}/{BASE}", "--plain-http", "--verify")
+    assert sorted(hashed) == sorted(p.name for p in BundleInfo.load(d).parts)
