@@ -228,8 +228,8 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
     planning, only when something is to be written, and runs beside the blob transfers (import uses it
     to checksum every part: hashing the parts first, then pushing, left the target idle for the whole
     hash). Blobs are content-addressed and verified by the target, so a blob pushed while the gate runs
-    is harmless; no manifest and no tag is pushed until the gate has passed, and if it raises, every
-    artifact fails with its error and nothing is tagged.
+    is harmless; no manifest and no tag is pushed until the gate has passed. If it raises, the blob
+    transfers not yet started are dropped and copy raises the gate's error: nothing is tagged.
     """
     started = time.monotonic()
     result = CopyResult()
@@ -237,9 +237,9 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
         result.resolved = list(pool.map(lambda it: resolve(source, it), items))
 
         # An artifact whose top manifest the target already holds is complete there (registries refuse
-        # manifests whose blobs are missing), so a repeated import only re-checks tags.
-        # Where the tag already names the same digest (a repeated import), nothing at all is written: the
-        # tag's PUT is skipped too, which a registry would otherwise validate against every blob again.
+        # manifests whose blobs are missing), so only its tag is pushed again; where the tag already names
+        # the same digest (a repeated import), even that PUT, which a registry would validate against every
+        # blob again, is skipped: one HEAD per artifact and nothing written.
         tag_digest = getattr(target, "tag_digest", None)
 
         def check_present(r: Resolved) -> None:
