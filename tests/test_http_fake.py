@@ -1,5 +1,6 @@
 """Fake-transport tests, only for what a real loopback registry will not produce: token challenges,
-429 with Retry-After, 5xx bursts, dropped connections, redirects to other hosts, resumed downloads."""
+429 with Retry-After, 5xx bursts, dropped connections, redirects to other hosts, resumed downloads, a tag
+HEAD without Docker-Content-Digest."""
 
 from __future__ import annotations
 
@@ -391,3 +392,34 @@ def test_target_refusing_docker_v2_is_explained_not_converted() -> None:
     msg = str(ei.value)
     assert "docker2s2" in msg and "Docker v2" in msg and "digest" in msg
     assert puts == [doc]                   # one attempt, with the exact bytes: nothing converted and retried
+
+
+# -- a registry that does not say which digest a tag names (Docker-Content-Digest is only a SHOULD) ------
+
+@pytest.mark.parametrize("says_digest", [True, False], ids=["header", "no-header"])
+def test_repeated_copy_skips_the_tag_only_when_the_registry_names_its_digest(says_digest: bool) -> None:
+    from mirror.copy import CopyItem, copy
+    from mirror.store import Manifest, MemoryStore
+
+    digest = "sha256:" + hashlib.sha256(MANIFEST).hexdigest()
+    src = MemoryStore("source")
+    src.add_manifest(f"{HOST}/team/app", "1", Manifest(MANIFEST, OCI_MANIFEST, digest))
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.method == "HEAD" and req.url.path.endswith(("/manifests/1", f"/manifests/{digest}")):
+            return httpx.Response(200, headers={"Content-Type": OCI_MANIFEST, "Content-Length": str(len(MANIFEST)),
+                                                **({"Docker-Content-Digest": digest} if says_digest else {})})
+        if req.method == "PUT" and "/manifests/" in req.url.path:
+            return httpx.Response(201, headers={"Docker-Content-Digest": digest})
+        return httpx.Response(404)
+
+    fake = Fake(handler)
+    target = RegistryStore(fake.http(), HOST, role="target")
+    item = CopyItem(parse(f"{HOST}/team/app:1"), parse(f"{HOST}/mirror/team/app:1"))
+    result = copy(src, target, [item], jobs=1)
+    assert not result.failed
+    puts = [r for r in fake.requests if r.method == "PUT"]
+    if says_digest:
+        assert puts == []                                  # the tag already names the digest: nothing written
+    else:
+        assert [r.url.path for r in puts] == ["/v2/mirror/team/app/manifests/1"]     # re-tagged, no blobs
