@@ -662,7 +662,7 @@ class _RangeReader(io.RawIOBase):
         self.bounds = info.part_bounds()
         self.pos = start
         self.end = start + length
-        self._f: IO[bytes] | None = None
+        self._f: io.BufferedReader | None = None
         self._fend = 0
 
     def readable(self) -> bool:
@@ -902,7 +902,11 @@ def check_parts(directory: Path, info: BundleInfo, jobs: int = defaults.JOBS, *,
     if not sums.exists():
         bad[SUMS] = "missing"
     else:
-        listed = dict(reversed(line.split(None, 1)) for line in sums.read_text().splitlines() if line.strip())
+        listed: dict[str, str] = {}
+        for line in sums.read_text().splitlines():
+            checksum, _, name = line.strip().partition(" ")
+            if name:
+                listed[name.strip()] = checksum
         for p in info.parts:
             if listed.get(p.name.strip()) != p.sha256 and listed.get(f"*{p.name}") != p.sha256:
                 bad.setdefault(SUMS, f"does not list {p.name} with its checksum")

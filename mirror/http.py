@@ -210,7 +210,7 @@ class RegistryAuth(httpx.Auth):
             scopes = scopes_for(request)
             if ch.get("scope") and ch["scope"] not in scopes:
                 scopes.append(ch["scope"])
-            params: list[tuple[str, str]] = [("service", service)] if service else []
+            params: list[tuple[str, str | int | float | bool | None]] = [("service", service)] if service else []
             params += [("scope", s) for s in scopes]
             token_req = httpx.Request("GET", realm, params=params)
             if creds:

@@ -166,9 +166,11 @@ def _str_presenter(dumper: yaml.SafeDumper, s: str) -> yaml.ScalarNode:
 def _dumper() -> type[yaml.SafeDumper]:
     """Multi-line strings (PEM certificates) as literal blocks, so they read like the file they came from.
     Built on first use: subclassing at import time would load PyYAML in every run."""
-    cls = type("_Dumper", (yaml.SafeDumper,), {})
-    cls.add_representer(str, _str_presenter)
-    return cls
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    _Dumper.add_representer(str, _str_presenter)
+    return _Dumper
 
 
 def _yaml(doc: object, header: str = "") -> str:
@@ -468,10 +470,10 @@ def render(receipt: Receipt, fmt: str, opts: MirrorOptions | None = None) -> dic
         from .packs import render_palette_packs
 
         return render_palette_packs(receipt, t)
-    fn = _RENDERERS.get(fmt)
-    if fn is None:
+    renderer = _RENDERERS.get(fmt)
+    if renderer is None:
         raise UsageError(f"unknown mirror format {fmt!r}", hint="choose one of " + ", ".join((*FORMATS, ALL)))
-    return fn(receipt, t)
+    return renderer(receipt, t)
 
 
 def render_text(receipt: Receipt, fmt: str, opts: MirrorOptions | None = None) -> str:
@@ -484,7 +486,7 @@ def render_text(receipt: Receipt, fmt: str, opts: MirrorOptions | None = None) -
 
 
 def _secret(text: str, password: str | None) -> bool:
-    return bool(password) and password in text
+    return password is not None and password != "" and password in text
 
 
 def write_files(files: Mapping[str, str], out_dir: str | os.PathLike[str], *,
