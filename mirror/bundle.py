@@ -795,45 +795,44 @@ def _fill(rng: _RangeReader, view: memoryview, where: str, digest: str) -> None:
         got += n
 
 
+def _damaged(digest: str, what: str, where: str) -> PartError:
+    return PartError(f"frame of {digest} is corrupted: {what}", where=where,
+                     hint="copy the affected part again and run `airgap-mirror verify`")
+
+
 def _raw_chunks(rng: _RangeReader, size: int, where: str, digest: str) -> Iterator[bytes]:
     """The blob inside a RawFrameWriter frame, read without a decoder (one copy less than zstd's, and no
     buffer in between). Everything around the blob is known in advance from its digest and size, the block
     headers, the tar header and the padding, so each is compared, not skipped on trust: a damaged byte
     there is a PartError here, a damaged byte in the blob is the digest check's."""
-    total = TAR_BLOCK + size + padding(size)
+    end = TAR_BLOCK + size                             # the blob is member bytes [TAR_BLOCK, end)
+    total = end + padding(size)
     tar_head = tar_header(blob_member(digest), size)
     nblocks = max(1, -(-total // RAW_BLOCK))
-    buf = bytearray(_RAW_GROUP * (3 + RAW_BLOCK))
-    view = memoryview(buf)
-    pos = 0                                            # offset within the tar member (header + blob + pad)
+    view = memoryview(bytearray(_RAW_GROUP * (3 + RAW_BLOCK)))
     for first in range(0, nblocks, _RAW_GROUP):
-        spans = []                                     # (offset in buf, member offset, length) per block
+        blocks = []                                    # (offset in the buffer, member offset, length, last)
         at = 0
         for k in range(first, min(first + _RAW_GROUP, nblocks)):
             blen = min(RAW_BLOCK, total - k * RAW_BLOCK)
-            spans.append((at, k * RAW_BLOCK, blen, k == nblocks - 1))
+            blocks.append((at, k * RAW_BLOCK, blen, k == nblocks - 1))
             at += 3 + blen
         _fill(rng, view[:at], where, digest)
         out = []
-        for off, mpos, blen, last in spans:
+        for off, mpos, blen, last in blocks:
             if view[off:off + 3] != (int(last) | (blen << 3)).to_bytes(3, "little"):
-                raise PartError(f"frame of {digest} is corrupted: bad block header at member byte {mpos}",
-                                where=where, hint="copy the affected part again and run `airgap-mirror verify`")
+                raise _damaged(digest, f"bad block header at member byte {mpos}", where)
             data = view[off + 3:off + 3 + blen]
-            lo, hi = max(mpos, TAR_BLOCK), min(mpos + blen, TAR_BLOCK + size)
-            if mpos < TAR_BLOCK and data[:TAR_BLOCK - mpos] != tar_head[mpos:mpos + len(data[:TAR_BLOCK - mpos])]:
-                raise PartError(f"frame of {digest} is corrupted: its tar header differs", where=where,
-                                hint="copy the affected part again and run `airgap-mirror verify`")
-            if mpos + blen > TAR_BLOCK + size and any(data[max(0, TAR_BLOCK + size - mpos):]):
-                raise PartError(f"frame of {digest} is corrupted: non-zero tar padding", where=where,
-                                hint="copy the affected part again and run `airgap-mirror verify`")
+            head = data[:max(0, TAR_BLOCK - mpos)]
+            if head and head != tar_head[mpos:mpos + len(head)]:
+                raise _damaged(digest, "its tar header differs", where)
+            if any(data[max(0, end - mpos):]):
+                raise _damaged(digest, "non-zero tar padding", where)
+            lo, hi = max(mpos, TAR_BLOCK), min(mpos + blen, end)
             if lo < hi:
                 out.append(data[lo - mpos:hi - mpos])
-        pos += sum(blen for _, _, blen, _ in spans)
         if out:
             yield b"".join(out)
-    if pos != total:
-        raise PartError(f"frame of {digest} holds {pos} bytes, not {total}", where=where)
 
 
 def _data_chunks(reader: Any, size: int, where: str, digest: str) -> Iterator[bytes]:
