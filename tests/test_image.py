@@ -1,0 +1,27 @@
+"""The Containerfile, built and used: scripts/image makes a Python base image without any container
+registry (debootstrap), builds the tool's image on it with podman, and runs export, verify and import with
+that image (as its non-root user) between two loopback registries; skopeo checks the mirrored digest."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mirror import __version__
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.e2e
+def test_containerfile_builds_an_image_that_does_the_main_job() -> None:
+    if not shutil.which("podman"):
+        pytest.skip("podman is not installed")
+    p = subprocess.run([str(REPO / "scripts" / "image")], capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    lines = p.stdout.splitlines()
+    assert lines[-1] == "image ok"
+    assert f"airgap-mirror {__version__}" in lines
+    assert any(line.startswith("import /work/bundle: 6 artifacts ok, 0 failed") for line in lines)
