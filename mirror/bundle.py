@@ -246,14 +246,17 @@ SKIPPABLE_MAGIC = 0x184D2A50
 _MAX_SKIP = 0xFFFFFFFF
 
 
+RAW_HEAD = 14                   # magic (4), frame header descriptor and window (2), content size (8)
+
+
 def raw_frame_length(content_size: int) -> int:
-    """Exact length of a RawFrameWriter frame: 14-byte header + 3 bytes per 128 KiB block + the data."""
+    """Exact length of a RawFrameWriter frame: its head + 3 bytes per 128 KiB block + the data."""
     blocks = max(1, -(-content_size // RAW_BLOCK))
-    return 14 + 3 * blocks + content_size
+    return RAW_HEAD + 3 * blocks + content_size
 
 
 def raw_frame_head(content_size: int) -> bytes:
-    """The 14 bytes a RawFrameWriter frame starts with: magic, frame header, content size."""
+    """The RAW_HEAD bytes a RawFrameWriter frame starts with: magic, frame header, content size."""
     return RawFrameWriter.MAGIC + bytes([0xC0, (17 - 10) << 3]) + content_size.to_bytes(8, "little")
 
 
@@ -740,7 +743,7 @@ class BundleReader:
         if e.length == raw_frame_length(total):
             rng = _RangeReader(self.dir, self.info, e.offset, e.length)
             try:
-                head = bytearray(_RAW_HEAD)
+                head = bytearray(RAW_HEAD)
                 _fill(rng, memoryview(head), self.label, desc.digest)
                 if bytes(head) == raw_frame_head(total):
                     yield _raw_chunks(rng, e.size, self.label, desc.digest)
@@ -781,8 +784,12 @@ class BundleReader:
         raise BundleError("bundles are read-only", where=self.label)
 
 
-_RAW_HEAD = 14
 _RAW_GROUP = 8                  # raw blocks read per pread: 1 MiB of blob per chunk
+
+
+def _frame_error(digest: str, what: str, where: str) -> PartError:
+    return PartError(f"frame of {digest} {what}", where=where,
+                     hint="copy the affected part again and run `airgap-mirror verify`")
 
 
 def _fill(rng: _RangeReader, view: memoryview, where: str, digest: str) -> None:
@@ -790,14 +797,8 @@ def _fill(rng: _RangeReader, view: memoryview, where: str, digest: str) -> None:
     while got < len(view):
         n = rng.readinto(view[got:])
         if not n:
-            raise PartError(f"frame of {digest} ends early", where=where,
-                            hint="copy the affected part again and run `airgap-mirror verify`")
+            raise _frame_error(digest, "ends early", where)
         got += n
-
-
-def _damaged(digest: str, what: str, where: str) -> PartError:
-    return PartError(f"frame of {digest} is corrupted: {what}", where=where,
-                     hint="copy the affected part again and run `airgap-mirror verify`")
 
 
 def _raw_chunks(rng: _RangeReader, size: int, where: str, digest: str) -> Iterator[bytes]:
@@ -821,13 +822,13 @@ def _raw_chunks(rng: _RangeReader, size: int, where: str, digest: str) -> Iterat
         out = []
         for off, mpos, blen, last in blocks:
             if view[off:off + 3] != (int(last) | (blen << 3)).to_bytes(3, "little"):
-                raise _damaged(digest, f"bad block header at member byte {mpos}", where)
+                raise _frame_error(digest, f"is corrupted: bad block header at member byte {mpos}", where)
             data = view[off + 3:off + 3 + blen]
             head = data[:max(0, TAR_BLOCK - mpos)]
             if head and head != tar_head[mpos:mpos + len(head)]:
-                raise _damaged(digest, "its tar header differs", where)
+                raise _frame_error(digest, "is corrupted: its tar header differs", where)
             if any(data[max(0, end - mpos):]):
-                raise _damaged(digest, "non-zero tar padding", where)
+                raise _frame_error(digest, "is corrupted: non-zero tar padding", where)
             lo, hi = max(mpos, TAR_BLOCK), min(mpos + blen, end)
             if lo < hi:
                 out.append(data[lo - mpos:hi - mpos])
@@ -844,8 +845,7 @@ def _data_chunks(reader: Any, size: int, where: str, digest: str) -> Iterator[by
         try:
             buf = reader.read(min(defaults.CHUNK_SIZE, left))
         except zstandard.ZstdError as e:
-            raise PartError(f"frame of {digest} is corrupted: {e}", where=where,
-                            hint="copy the affected part again and run `airgap-mirror verify`") from e
+            raise _frame_error(digest, f"is corrupted: {e}", where) from e
         if not buf:
             raise PartError(f"frame of {digest} ends early", where=where)
         left -= len(buf)
@@ -930,6 +930,10 @@ def _part_stats(directory: Path, info: BundleInfo) -> list[list[int]] | None:
     return out
 
 
+def _stamp_parts(info: BundleInfo, stats: list[list[int]]) -> list[dict[str, Any]]:
+    return [{"name": p.name, "sha256": p.sha256, "stat": st} for p, st in zip(info.parts, stats, strict=True)]
+
+
 def _remember_verified(directory: Path, info: BundleInfo, before: list[list[int]] | None) -> None:
     """Record (in the user cache, not the bundle: a stick may be read-only) that every part of this bundle
     matched its checksum, with each part's size, mtime, inode and device, if none changed while hashing."""
@@ -937,9 +941,7 @@ def _remember_verified(directory: Path, info: BundleInfo, before: list[list[int]
     if after is None or after != before:
         return
     doc = {"bundle_id": info.id, "directory": str(directory.resolve()),
-           "verified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "parts": [{"name": p.name, "sha256": p.sha256, "stat": st} for p, st in zip(info.parts, after,
-                                                                                        strict=True)]}
+           "verified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "parts": _stamp_parts(info, after)}
     path = _stamp_path(directory, info)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -958,11 +960,9 @@ def verified_unchanged(directory: Path, info: BundleInfo) -> str | None:
     except (OSError, ValueError):
         return None
     now = _part_stats(directory, info)
-    if doc.get("bundle_id") != info.id or now is None:
+    if doc.get("bundle_id") != info.id or now is None or doc.get("parts") != _stamp_parts(info, now):
         return None
-    want = [[p.name, p.sha256, st] for p, st in zip(info.parts, now, strict=True)]
-    have = [[q.get("name"), q.get("sha256"), q.get("stat")] for q in doc.get("parts", [])]
-    return str(doc.get("verified")) if want == have else None
+    return str(doc.get("verified"))
 
 
 def verify(directory: str | os.PathLike[str], *, jobs: int = defaults.JOBS,
@@ -971,7 +971,7 @@ def verify(directory: str | os.PathLike[str], *, jobs: int = defaults.JOBS,
     in the user cache so that importing it unchanged does not hash every part again."""
     d = Path(directory)
     info = BundleInfo.load(d)
-    stats_before = _part_stats(d, info)
+    stats_before = _part_stats(d, info) if remember else None
     report = VerifyReport()
     report.bad_parts = check_parts(d, info, jobs)
     bad_ranges = [(s, e) for p, s, e in info.part_bounds() if p.name in report.bad_parts]

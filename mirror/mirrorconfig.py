@@ -486,7 +486,7 @@ def render_text(receipt: Receipt, fmt: str, opts: MirrorOptions | None = None) -
 
 
 def _secret(text: str, password: str | None) -> bool:
-    return password is not None and password != "" and password in text
+    return bool(password and password in text)
 
 
 def write_files(files: Mapping[str, str], out_dir: str | os.PathLike[str], *,

@@ -59,12 +59,17 @@ class RegistryStore:
                                 where=self.label, hint="check the endpoint address")
 
     # -- blobs ------------------------------------------------------------------------------------
+    def _head(self, repo: str, kind: str, ref: str, headers: dict[str, str] | None = None) -> httpx.Response | None:
+        """HEAD a blob or manifest: the response when it exists, None on 404, an error otherwise."""
+        resp = self.http.request("HEAD", self._url(repo, kind, ref), headers=headers, where=self._where(repo))
+        if resp.status_code == 404:
+            return None
+        if resp.status_code != 200:
+            raise_for(resp, f"HEAD {kind} {ref}", self._where(repo))
+        return resp
+
     def _exists(self, repo: str, kind: str, digest: str, headers: dict[str, str] | None = None) -> bool:
-        resp = self.http.request("HEAD", self._url(repo, kind, digest), headers=headers, where=self._where(repo))
-        if resp.status_code in (200, 404):
-            return resp.status_code == 200
-        raise_for(resp, f"HEAD {kind} {digest}", self._where(repo))
-        return False
+        return self._head(repo, kind, digest, headers) is not None
 
     def has_blob(self, repo: str, desc: Descriptor) -> bool:
         return self._exists(repo, "blobs", desc.digest)
@@ -235,14 +240,8 @@ class RegistryStore:
     def tag_digest(self, repo: str, tag: str) -> str | None:
         """The digest `repo:tag` names now (HEAD), or None when the tag is absent or the registry does
         not say (Docker-Content-Digest is a SHOULD in the distribution spec)."""
-        where = f"{self._where(repo)}:{tag}"
-        resp = self.http.request("HEAD", self._url(repo, "manifests", tag), headers={"Accept": ACCEPT},
-                                 where=where)
-        if resp.status_code == 404:
-            return None
-        if resp.status_code != 200:
-            raise_for(resp, f"HEAD manifest {tag}", where)
-        return resp.headers.get("docker-content-digest")
+        resp = self._head(repo, "manifests", tag, {"Accept": ACCEPT})
+        return resp.headers.get("docker-content-digest") if resp is not None else None
 
     def put_manifest(self, ref: Reference, manifest: Manifest) -> None:
         ident = ref.tag or manifest.digest

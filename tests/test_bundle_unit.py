@@ -16,6 +16,7 @@ import zstandard
 from mirror.bundle import (
     BUNDLE_JSON,
     RAW_BLOCK,
+    RAW_HEAD,
     SUMS,
     BlobEntry,
     BundleInfo,
@@ -405,7 +406,7 @@ def _raw_bundle(d: Path) -> tuple[BundleInfo, Descriptor, bytes]:
 
 def _frame_pos(member_offset: int) -> int:
     """Where byte `member_offset` of the tar member sits in its raw frame (14-byte head, 3 per block)."""
-    return 14 + (member_offset // RAW_BLOCK + 1) * 3 + member_offset
+    return RAW_HEAD + (member_offset // RAW_BLOCK + 1) * 3 + member_offset
 
 
 def test_raw_frame_is_read_without_a_decoder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -425,7 +426,7 @@ def test_raw_frame_damage_is_caught(tmp_path: Path, where: str) -> None:
     d = tmp_path / "R"
     info, desc, _ = _raw_bundle(d)
     e = info.blobs[desc.digest]
-    pos = e.offset + {"block header": 14 + 3 + RAW_BLOCK,             # the second block's header
+    pos = e.offset + {"block header": RAW_HEAD + 3 + RAW_BLOCK,            # the second block's header
                       "tar header": _frame_pos(100),
                       "padding": _frame_pos(512 + RAW_SIZE + 5),
                       "blob": _frame_pos(512 + 1234)}[where]

@@ -185,11 +185,18 @@ def count_part_hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-def test_import_after_verify_does_not_hash_again(env: Env, tmp_path: Path, target_registry: Registry,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def verified(env: Env, tmp_path: Path) -> Path:
+    """A copy of the bundle that `airgap-mirror verify` has just found intact."""
     d = tmp_path / "bundle"
     shutil.copytree(env.bundle, d)
     ok("verify", str(d))
+    return d
+
+
+def test_import_after_verify_does_not_hash_again(env: Env, verified: Path, target_registry: Registry,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    d = verified
     hashed = count_part_hashes(monkeypatch)
     out = ok("import", str(d), "--to", f"{target_registry.host}/{BASE}", "--plain-http")
     assert hashed == [], "parts verified and unchanged were hashed again"
@@ -198,12 +205,9 @@ def test_import_after_verify_does_not_hash_again(env: Env, tmp_path: Path, targe
         assert target_tag_digest(target_registry, ref) == env.digests[ref]
 
 
-def test_import_after_verify_still_catches_a_part_changed_since(env: Env, tmp_path: Path,
-                                                                target_registry: Registry,
+def test_import_after_verify_still_catches_a_part_changed_since(verified: Path, target_registry: Registry,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    d = tmp_path / "bundle"
-    shutil.copytree(env.bundle, d)
-    ok("verify", str(d))
+    d = verified
     name = flip(d, BundleInfo.load(d))                 # damaged after verify (new mtime)
     hashed = count_part_hashes(monkeypatch)
     rc, out, err = run("import", str(d), "--to", f"{target_registry.host}/{BASE}", "--plain-http")
@@ -212,11 +216,9 @@ def test_import_after_verify_still_catches_a_part_changed_since(env: Env, tmp_pa
     assert all(t == [] for t in target_tags(target_registry).values())
 
 
-def test_import_verify_flag_hashes_anyway(env: Env, tmp_path: Path, target_registry: Registry,
+def test_import_verify_flag_hashes_anyway(verified: Path, target_registry: Registry,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    d = tmp_path / "bundle"
-    shutil.copytree(env.bundle, d)
-    ok("verify", str(d))
+    d = verified
     hashed = count_part_hashes(monkeypatch)
     ok("import", str(d), "--to", f"{target_registry.host}/{BASE}", "--plain-http", "--verify")
     assert sorted(hashed) == sorted(p.name for p in BundleInfo.load(d).parts)
