@@ -455,8 +455,51 @@ def raise_for(resp: httpx.Response, what: str, where: str, *, hint: str = "") ->
 
 
 def iter_response(resp: httpx.Response) -> Iterator[bytes]:
-    # No re-chunking: bodies arrive in reads of up to HTTP_READ_SIZE already, and re-chunking copies.
-    yield from resp.iter_raw() if _identity(resp) else resp.iter_bytes()
+    """A response body as it arrives. No re-chunking: bodies come in reads of up to HTTP_READ_SIZE
+    already, and re-chunking copies. A big plain body (HTTP/1.1, Content-Length, no content encoding)
+    is read past h11, see `_direct_body`."""
+    if not _identity(resp):
+        yield from resp.iter_bytes()
+        return
+    stream = resp.extensions.get("network_stream")
+    length = resp.headers.get("content-length", "")
+    if (stream is None or not length.isdigit() or int(length) < defaults.HTTP_DIRECT_BODY_MIN
+            or resp.extensions.get("http_version") != b"HTTP/1.1" or resp.request.method == "HEAD"):
+        yield from resp.iter_raw()
+        return
+    yield from _direct_body(resp, stream, int(length))
+
+
+def _direct_body(resp: httpx.Response, stream: Any, length: int) -> Iterator[bytes]:
+    # Through h11 every body byte is copied three times in Python (appended to its receive buffer, sliced
+    # out, turned into bytes), ~0.45 CPU-s per GB: a fifth of an export's CPU on loopback. So after the
+    # first chunk, which drains what h11 had already buffered with the headers, the rest is read from
+    # httpcore's documented "network_stream" extension (TLS-aware: it decrypts), one recv per chunk and
+    # no copy. h11 then never sees the end of the body, so httpcore closes this connection rather than
+    # pooling it; hence only bodies of HTTP_DIRECT_BODY_MIN and more, where a new connection is cheap
+    # against the copies saved. Errors are raised as httpx's, so callers' resume logic is unchanged.
+    left = length
+    raw = resp.iter_raw()
+    for first in raw:
+        left -= len(first)
+        yield first
+        break
+    if left <= 0:
+        yield from raw                             # lets h11 see the end: the connection is pooled
+        return
+    timeout = (resp.request.extensions.get("timeout") or {}).get("read")
+    while left > 0:
+        try:
+            chunk = stream.read(min(left, defaults.HTTP_READ_SIZE), timeout)
+        except httpcore.TimeoutException as e:
+            raise httpx.ReadTimeout(str(e) or "read timed out", request=resp.request) from e
+        except httpcore.NetworkError as e:
+            raise httpx.ReadError(str(e) or "read failed", request=resp.request) from e
+        if not chunk:
+            raise httpx.RemoteProtocolError(f"peer closed the connection {left} bytes before the end of "
+                                            "the body", request=resp.request)
+        left -= len(chunk)
+        yield chunk
 
 
 def _identity(resp: httpx.Response) -> bool:

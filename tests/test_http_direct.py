@@ -1,0 +1,152 @@
+"""Big blob bodies are read past h11 (mirror.http._direct_body). A real socket is needed for that path
+(httpx's MockTransport has no network stream), so these tests run a small HTTP/1.1 server on 127.0.0.1
+that can cut an answer short, count connections, and honour Range."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from mirror import defaults
+from mirror.errors import UnreachableError
+from mirror.http import HostSettings, Http
+from mirror.mediatypes import Descriptor
+from mirror.registry import RegistryStore
+from tests.support.registries import make_tls
+
+BIG = os.urandom(defaults.HTTP_DIRECT_BODY_MIN + 3_000_017)      # direct path, not a multiple of a read
+SMALL = os.urandom(200_000)                                       # through h11, connection pooled
+
+
+def _desc(data: bytes) -> Descriptor:
+    return Descriptor("application/octet-stream", "sha256:" + hashlib.sha256(data).hexdigest(), len(data))
+
+
+@dataclass
+class Server:
+    """Serves /v2/r/blobs/<digest> for BIG and SMALL; `cuts` lists byte counts after which successive
+    answers drop the connection (then answers are whole)."""
+
+    cuts: list[int] = field(default_factory=list)
+    connections: int = 0
+    ranges: list[str | None] = field(default_factory=list)
+    port: int = 0
+    tls: ssl.SSLContext | None = None
+    ca_file: str | None = None
+
+    def handle(self, conn: socket.socket) -> None:
+        if self.tls is not None:
+            conn = self.tls.wrap_socket(conn, server_side=True)
+        with conn:
+            f = conn.makefile("rb")
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                headers: dict[str, str] = {}
+                while (h := f.readline()) not in (b"\r\n", b""):
+                    k, _, v = h.decode().partition(":")
+                    headers[k.strip().lower()] = v.strip()
+                digest = line.split()[1].decode().rsplit("/", 1)[1]
+                data = BIG if digest == _desc(BIG).digest else SMALL
+                rng = headers.get("range")
+                self.ranges.append(rng)
+                start = int(rng.removeprefix("bytes=").rstrip("-")) if rng else 0
+                status = b"206 Partial Content" if rng else b"200 OK"
+                body = data[start:]
+                conn.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Type: application/octet-stream\r\n"
+                             + f"Content-Length: {len(body)}\r\n\r\n".encode())
+                if self.cuts:
+                    conn.sendall(body[:self.cuts.pop(0)])
+                    if self.tls is None:
+                        conn.shutdown(socket.SHUT_RDWR)
+                    return
+                conn.sendall(body)
+
+
+@pytest.fixture(params=["http", "https"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    srv = Server()
+    if request.param == "https":                  # the network stream decrypts: same bytes either way
+        ca, crt, key = make_tls(tmp_path)
+        srv.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        srv.tls.load_cert_chain(crt, key)
+        srv.ca_file = str(ca)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    srv.port = listener.getsockname()[1]
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            srv.connections += 1
+            threading.Thread(target=srv.handle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield srv
+    listener.close()
+
+
+def _store(srv: Server) -> tuple[Http, RegistryStore]:
+    host = f"127.0.0.1:{srv.port}"
+    settings = HostSettings(ca_file=srv.ca_file) if srv.tls else HostSettings(plain_http=True)
+    http = Http({host: settings}, use_docker_config=False, sleep=lambda s: None)
+    return http, RegistryStore(http, host)
+
+
+def _get(store: RegistryStore, data: bytes) -> bytes:
+    with store.open_blob("r", _desc(data)) as chunks:
+        return b"".join(chunks)
+
+
+def test_big_body_is_exact_and_its_connection_is_not_reused(server: Server) -> None:
+    http, store = _store(server)
+    try:
+        assert _get(store, BIG) == BIG
+        assert _get(store, BIG) == BIG
+        assert server.connections == 2            # h11 never saw the end of the first: closed, not pooled
+    finally:
+        http.close()
+
+
+def test_small_bodies_keep_the_connection(server: Server) -> None:
+    http, store = _store(server)
+    try:
+        assert [_get(store, SMALL) for _ in range(3)] == [SMALL] * 3
+        assert server.connections == 1
+    finally:
+        http.close()
+
+
+def test_big_body_dropped_mid_way_resumes_with_range(server: Server) -> None:
+    server.cuts = [5_000_000, 2_000_000]          # two drops past the first chunk, then whole
+    http, store = _store(server)
+    try:
+        assert _get(store, BIG) == BIG
+    finally:
+        http.close()
+    assert server.ranges[0] is None and len(server.ranges) == 3
+    first, second = (int(r.removeprefix("bytes=").rstrip("-")) for r in server.ranges[1:])  # type: ignore[union-attr]
+    assert 0 < first <= 5_000_000 and first < second <= first + 2_000_000
+
+
+def test_big_body_that_keeps_dropping_is_a_clear_error(server: Server) -> None:
+    server.cuts = [1_000_000] * (defaults.RETRIES + 1)
+    http, store = _store(server)
+    try:
+        with pytest.raises(UnreachableError, match="dropped at"):
+            _get(store, BIG)
+    finally:
+        http.close()
