@@ -16,6 +16,7 @@ from . import __version__, defaults
 from .bundle import BundleInfo, BundleReader, BundleWriter, check_parts, parse_size, verified_unchanged, verify
 from .content import Content, load
 from .copy import CopyItem, CopyResult, copy
+from .delta import Baseline, load_baseline
 from .errors import MirrorError, PartError, UsageError
 from .http import HostSettings, Http
 from .progress import Event
@@ -129,14 +130,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     split = parse_size(args.split_size) if args.split_size else None
-    baseline, depends = _baseline(args)
-    writer = BundleWriter(out, name=args.name or Path(args.file).stem, split_size=split, baseline=baseline)
+    baseline = _baseline(args)
+    writer = BundleWriter(out, name=args.name or Path(args.file).stem, split_size=split,
+                          baseline=baseline.blobs)
     bars = Bars("export")
     try:
         source: Any = RegistrySet(http)
         if ctx.overlays:
             source = OverlayStore(source, ctx.overlays)
-        result = copy(source, writer, items, jobs=args.jobs, progress=bars)
+        result = copy(source, writer, items, jobs=args.jobs, progress=bars, known_platforms=baseline.platforms)
     except BaseException:
         writer.close()
         raise
@@ -145,8 +147,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         http.close()
     try:
         _report_failures(result, "export")
-        external = sorted({d for r in result.ok for d in r.contents} & baseline)
-        info = writer.finalize([artifact_record(r) for r in result.ok], depends_on=depends,
+        external = sorted({d for r in result.ok for d in r.contents} & baseline.blobs)
+        info = writer.finalize([artifact_record(r) for r in result.ok], depends_on=baseline.depends_on,
                                external_blobs=external)
     finally:
         writer.close()
@@ -157,12 +159,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _baseline(args: argparse.Namespace) -> tuple[set[str], list[dict[str, Any]]]:
+def _baseline(args: argparse.Namespace) -> Baseline:
     since = getattr(args, "since", None)
     if not since:
-        return set(), []
-    from .delta import load_baseline
-
+        return Baseline()
     return load_baseline(since)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,7 +115,10 @@ def filter_index(manifest: Manifest, platforms: list[str]) -> tuple[Manifest, li
     return Manifest(data, mt, sha256_digest(data)), kept
 
 
-def resolve(source: Store, item: CopyItem) -> Resolved:
+def resolve(source: Store, item: CopyItem, known_platforms: Mapping[str, list[str]] | None = None) -> Resolved:
+    """The artifact's manifests, blobs and platforms. `known_platforms` (image manifest digest -> platforms,
+    from a delta's baseline) spares the config fetch an image's platform otherwise costs: a manifest digest
+    fixes its config, so what the baseline recorded still holds."""
     r = Resolved(item)
     try:
         top = source.get_manifest(item.source)
@@ -149,31 +152,36 @@ def resolve(source: Store, item: CopyItem) -> Resolved:
         r.top = top
         r.blobs = list(seen_blobs.values())
         if not r.platforms:
-            _, tdoc = parse_manifest(top.data, top.media_type)
-            cfg = tdoc.get("config") or {}
-            if cfg.get("mediaType", "").endswith(("container.image.v1+json", "image.config.v1+json")):
-                r.platforms = _config_platform(source, item, cfg, r.fetched)
+            if known_platforms and top.digest in known_platforms:
+                r.platforms = list(known_platforms[top.digest])
+            else:
+                r.platforms = image_platform(source, repo_of(source, item.source), top, r.fetched)
     except MirrorError as e:
         r.error = e
     return r
 
 
-def _config_platform(source: Store, item: CopyItem, cfg: dict[str, Any], keep: dict[str, bytes]) -> list[str]:
-    """The platform an image's config names; the (small, verified) config bytes are kept in `keep` so the
-    transfer phase does not fetch them a second time."""
+def image_platform(store: Store, repo: str, manifest: Manifest, keep: dict[str, bytes] | None = None) -> list[str]:
+    """The platform an image manifest's config names ([] for indexes, non-image artifacts, or a config that
+    cannot be read). The (small, verified) config bytes go into `keep`, so a copy does not fetch them twice."""
+    if is_index(manifest.media_type):
+        return []
+    _, doc = parse_manifest(manifest.data, manifest.media_type)
+    cfg = doc.get("config") or {}
     size = int(cfg.get("size", 0))
-    if size > 1 << 20:
+    if not cfg.get("mediaType", "").endswith(("container.image.v1+json", "image.config.v1+json")) or size > 1 << 20:
         return []
     desc = Descriptor(cfg["mediaType"], cfg["digest"], size)
     try:
-        with source.open_blob(repo_of(source, item.source), desc) as chunks:
+        with store.open_blob(repo, desc) as chunks:
             data = b"".join(Verifier(chunks, desc.digest, desc.size))
-        keep[desc.digest] = data
-        doc = json.loads(data)
-        p = platform_string({"os": doc.get("os"), "architecture": doc.get("architecture"),
-                             "variant": doc.get("variant")})
+        if keep is not None:
+            keep[desc.digest] = data
+        conf = json.loads(data)
+        p = platform_string({"os": conf.get("os"), "architecture": conf.get("architecture"),
+                             "variant": conf.get("variant")})
         return [p] if p and p != "/" else []
-    except (MirrorError, ValueError):
+    except (MirrorError, ValueError, AttributeError):
         return []
 
 
@@ -221,7 +229,8 @@ def _transfer(source: Store, target: Store, task: _BlobTask, repo: str, progress
 
 def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = defaults.JOBS,
          progress: Progress = nothing, skip_present: bool = True,
-         gate: Callable[[], None] | None = None) -> CopyResult:
+         gate: Callable[[], None] | None = None,
+         known_platforms: Mapping[str, list[str]] | None = None) -> CopyResult:
     """Copy every item from source to target. Failures are recorded per artifact, never half-tagged.
 
     `gate` is a check that must pass before anything becomes visible in the target. It starts after
@@ -230,11 +239,13 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
     hash). Blobs are content-addressed and verified by the target, so a blob pushed while the gate runs
     is harmless; no manifest and no tag is pushed until the gate has passed. If it raises, the blob
     transfers not yet started are dropped and copy raises the gate's error: nothing is tagged.
+
+    `known_platforms` is passed to `resolve`.
     """
     started = time.monotonic()
     result = CopyResult()
     with ThreadPoolExecutor(max(1, jobs)) as pool, ThreadPoolExecutor(1) as gate_pool:
-        result.resolved = list(pool.map(lambda it: resolve(source, it), items))
+        result.resolved = list(pool.map(lambda it: resolve(source, it, known_platforms), items))
 
         # An artifact whose top manifest the target already holds is complete there (registries refuse
         # manifests whose blobs are missing), so only its tag is pushed again; where the tag already names
@@ -355,4 +366,4 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
     return result
 
 
-__all__ = ["CopyItem", "CopyResult", "Resolved", "copy", "resolve"]
+__all__ = ["CopyItem", "CopyResult", "Resolved", "copy", "image_platform", "resolve"]

@@ -1,8 +1,9 @@
 """Delta refresh: what the other side already holds (a baseline), what a delta relies on, and inventory.
 
 - `load_baseline(since)` reads an earlier bundle (directory or its bundle.json), an import receipt or an
-  inventory and returns the blob digests the air-gapped side holds plus the `depends_on` records a delta
-  bundle stores. A delta then carries the manifests of every artifact but only blobs outside the baseline.
+  inventory and returns a Baseline: the blob digests the air-gapped side holds, the `depends_on` records a
+  delta bundle stores, and the platforms it knows of image manifests (so an unchanged image costs no config
+  fetch). A delta then carries the manifests of every artifact but only blobs outside the baseline.
 - `check_dependencies(reader, target, items)` runs before an import pushes anything: every blob the delta
   relies on must be in the target repository that needs it (or mountable there from another repository of
   the target). Otherwise it raises DependencyError naming the artifacts and the bundle(s) that provide them.
@@ -16,12 +17,13 @@ import hashlib
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import __version__, defaults
 from .bundle import BUNDLE_JSON, BundleReader
-from .copy import CopyItem
+from .copy import CopyItem, image_platform
 from .errors import DependencyError, MirrorError, NotFoundError, UsageError
 from .mediatypes import INDEXES, MANIFESTS, Descriptor, children, parse_manifest
 from .receipt import RECEIPT_FORMAT, Receipt
@@ -34,8 +36,17 @@ _MANIFEST_TYPES = INDEXES | MANIFESTS
 
 # -- baselines ------------------------------------------------------------------------------------------
 
-def load_baseline(since: str) -> tuple[set[str], list[dict[str, Any]]]:
-    """(blob digests the other side holds, depends_on records) from a bundle, receipt or inventory."""
+@dataclass
+class Baseline:
+    """What the air-gapped side holds, as far as an earlier bundle, a receipt or an inventory tells."""
+
+    blobs: set[str] = field(default_factory=set)
+    depends_on: list[dict[str, Any]] = field(default_factory=list)      # records a delta bundle stores
+    platforms: dict[str, list[str]] = field(default_factory=dict)       # image manifest digest -> platforms
+
+
+def load_baseline(since: str) -> Baseline:
+    """The Baseline in a bundle (directory or bundle.json), an import receipt or an inventory."""
     path = Path(since)
     if path.is_dir():
         path = path / BUNDLE_JSON
@@ -62,7 +73,7 @@ def load_baseline(since: str) -> tuple[set[str], list[dict[str, Any]]]:
                           "(import --receipt) or an inventory (airgap-mirror inventory -o)")
 
 
-def _from_bundle(doc: dict[str, Any], path: Path) -> tuple[set[str], list[dict[str, Any]]]:
+def _from_bundle(doc: dict[str, Any], path: Path) -> Baseline:
     carried = sorted(d for d, e in doc["blobs"].items() if e.get("media_type") not in _MANIFEST_TYPES)
     blobs = set(carried) | set(doc.get("external_blobs") or [])
     record = {"kind": "bundle", "id": doc["id"], "name": doc.get("name", ""), "created": doc.get("created", ""),
@@ -75,23 +86,26 @@ def _from_bundle(doc: dict[str, Any], path: Path) -> tuple[set[str], list[dict[s
         if key not in seen:
             seen.add(key)
             depends.append(dep)
-    return blobs, depends
+    platforms = {a["digest"]: list(a["platforms"]) for a in doc["artifacts"]
+                 if a.get("platforms") and a.get("media_type") not in INDEXES and isinstance(a.get("digest"), str)}
+    return Baseline(blobs, depends, platforms)
 
 
-def _from_receipt(path: Path) -> tuple[set[str], list[dict[str, Any]]]:
+def _from_receipt(path: Path) -> Baseline:
     r = Receipt.load(path)
     target = "/".join(p for p in (r.target.registry, r.target.base) if p)
     record = {"kind": "receipt", "source": str(path), "created": r.created, "target": target,
               "bundles": list(r.bundles)}
-    return set(r.blobs), [record]
+    return Baseline(set(r.blobs), [record])
 
 
-def _from_inventory(doc: dict[str, Any], path: Path) -> tuple[set[str], list[dict[str, Any]]]:
+def _from_inventory(doc: dict[str, Any], path: Path) -> Baseline:
     tgt = doc.get("target") or {}
     target = "/".join(p for p in (tgt.get("registry", ""), tgt.get("base", "")) if p)
     record = {"kind": "inventory", "source": str(path), "created": doc.get("created", ""), "target": target,
               "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-    return set(doc.get("blobs") or []), [record]
+    platforms = {d: [p] for d, p in (doc.get("platforms") or {}).items() if isinstance(p, str) and p}
+    return Baseline(set(doc.get("blobs") or []), [record], platforms)
 
 
 # -- import side: what a delta relies on ----------------------------------------------------------------
@@ -200,9 +214,12 @@ def _describe(dep: dict[str, Any]) -> str:
 # -- inventory ------------------------------------------------------------------------------------------
 
 def take_inventory(store: RegistryStore, base: str, *, jobs: int = defaults.JOBS) -> dict[str, Any]:
-    """Repositories under `base`, their tags and manifest digests, and every blob reachable from a tag."""
+    """Repositories under `base`, their tags and manifest digests, every blob reachable from a tag, and the
+    platform of each tagged image manifest (read from its config here, so the export side need not)."""
     base = base.strip("/")
     repos = sorted(r for r in store.catalog() if not base or r == base or r.startswith(base + "/"))
+
+    platforms: dict[str, str] = {}
 
     def one(repo: str) -> tuple[str, dict[str, Any]]:
         tags: dict[str, str] = {}
@@ -214,6 +231,10 @@ def take_inventory(store: RegistryStore, base: str, *, jobs: int = defaults.JOBS
             if m.digest in manifests:
                 return m.digest
             manifests.add(m.digest)
+            if ref.tag and m.digest not in platforms:
+                found = image_platform(store, repo, m)
+                if found:
+                    platforms[m.digest] = found[0]
             kids, bl = children(*parse_manifest(m.data, m.media_type))
             for b in bl:
                 blobs[b.digest] = b.size
@@ -239,6 +260,7 @@ def take_inventory(store: RegistryStore, base: str, *, jobs: int = defaults.JOBS
         "format": INVENTORY_FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "tool_version": __version__, "target": {"registry": store.host, "base": base},
         "repositories": listing, "blobs": sorted(sizes), "blob_bytes": sum(sizes.values()),
+        "platforms": dict(sorted(platforms.items())),
     }
 
 
@@ -274,4 +296,4 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_inventory)
 
 
-__all__ = ["INVENTORY_FORMAT", "add_parser", "check_dependencies", "load_baseline", "take_inventory"]
+__all__ = ["INVENTORY_FORMAT", "Baseline", "add_parser", "check_dependencies", "load_baseline", "take_inventory"]

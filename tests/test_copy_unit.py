@@ -7,10 +7,11 @@ import json
 import threading
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import pytest
 
-from mirror.copy import CopyItem, copy
+from mirror.copy import CopyItem, copy, resolve
 from mirror.errors import PartError
 from mirror.mediatypes import OCI_MANIFEST, Descriptor
 from mirror.reference import Reference, parse
@@ -38,8 +39,8 @@ class RecordingStore(MemoryStore):
         return self.tags.get((repo, tag))
 
 
-def make_source(n: int) -> tuple[MemoryStore, list[CopyItem]]:
-    src = MemoryStore("source")
+def make_source(n: int, src: MemoryStore | None = None) -> tuple[MemoryStore, list[CopyItem]]:
+    src = src or MemoryStore("source")
     items = []
     for i in range(n):
         ref = parse(f"example.com/app{i}:v1")
@@ -98,3 +99,28 @@ def test_repeated_copy_writes_nothing_and_skips_the_gate() -> None:
     assert not result.failed
     assert dst.log == []
     assert calls == [], "nothing to write, yet the gate ran"
+
+
+class CountingSource(MemoryStore):
+    """A MemoryStore source that counts blob reads."""
+
+    def __init__(self) -> None:
+        super().__init__("source")
+        self.reads: list[str] = []
+
+    def open_blob(self, repo: str, desc: Descriptor) -> Any:
+        self.reads.append(desc.digest)
+        return super().open_blob(repo, desc)
+
+
+def test_platform_is_read_from_the_config_unless_the_baseline_knows_it() -> None:
+    src = CountingSource()
+    _, items = make_source(3, src)
+    fresh = [resolve(src, it) for it in items]
+    assert [r.platforms for r in fresh] == [["linux/amd64"]] * 3
+    assert len(src.reads) == 3                     # one config read per image
+    known = {r.top.digest: ["linux/arm64"] for r in fresh[:2] if r.top}
+    src.reads.clear()
+    again = [resolve(src, it, known) for it in items]
+    assert [r.platforms for r in again] == [["linux/arm64"], ["linux/arm64"], ["linux/amd64"]]
+    assert len(src.reads) == 1                     # only the image the baseline does not know
