@@ -12,7 +12,9 @@ from pathlib import Path
 JOBS = max(4, min(8, 2 * (os.cpu_count() or 2)))
 CHUNK_SIZE = 1 << 20                  # streaming read/write unit (1 MiB)
 HTTP_READ_SIZE = 1 << 20              # socket read size for HTTP/1.1 bodies (httpcore's default: 64 KiB)
-HTTP_DIRECT_BODY_MIN = 8 << 20        # bodies this big are read past h11 (the connection is not reused)
+# Bodies this big are read past h11 (mirror.http._direct_body); their connection is then closed, and over
+# TLS far away a new one costs two round trips, so only where that is small against the body's own time.
+HTTP_DIRECT_BODY_MIN = 32 << 20
 UPLOAD_CHUNK_SIZE = 64 << 20          # PATCH size for chunked uploads of big blobs
 MONOLITHIC_UPLOAD_MAX = 256 << 20     # blobs up to this size go up in one PUT
 MAX_MANIFEST_BYTES = 4 << 20          # OCI distribution: manifests up to 4 MiB must be accepted

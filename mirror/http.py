@@ -477,7 +477,8 @@ def _direct_body(resp: httpx.Response, stream: Any, length: int) -> Iterator[byt
     # httpcore's documented "network_stream" extension (TLS-aware: it decrypts), one recv per chunk and
     # no copy. h11 then never sees the end of the body, so httpcore closes this connection rather than
     # pooling it; hence only bodies of HTTP_DIRECT_BODY_MIN and more, where a new connection is cheap
-    # against the copies saved. Errors are raised as httpx's, so callers' resume logic is unchanged.
+    # against the body's own transfer time. Errors are raised as httpx's, so callers' resume logic is
+    # unchanged.
     left = length
     raw = resp.iter_raw()
     for first in raw:
