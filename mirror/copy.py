@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -244,7 +244,8 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
     """
     started = time.monotonic()
     result = CopyResult()
-    with ThreadPoolExecutor(max(1, jobs)) as pool, ThreadPoolExecutor(1) as gate_pool:
+    with (ThreadPoolExecutor(max(1, jobs)) as pool, ThreadPoolExecutor(1) as gate_pool,
+          ThreadPoolExecutor(max(1, jobs)) as manifest_pool):
         result.resolved = list(pool.map(lambda it: resolve(source, it, known_platforms), items))
 
         # An artifact whose top manifest the target already holds is complete there (registries refuse
@@ -323,24 +324,6 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
                 progress(Event("error", task.desc.digest, label=str(e)))
                 return "failed", task.desc.digest, 0, 0, e
 
-        # In digest order: stores that lay blobs out by digest (the bundle) then fill their output front
-        # to back, which lets them checksum it while the copy still runs.
-        ordered = [tasks[d] for d in sorted(tasks)]
-        for kind, digest, nbytes, mounted, err in pool.map(run_blob, ordered):
-            result.blobs_mounted += mounted
-            if kind == "fetched":
-                result.blobs_fetched += 1
-                result.bytes += nbytes
-            elif kind == "skipped":
-                result.blobs_skipped += 1
-            if err is not None:
-                for r in owners.get(digest, []):
-                    if r.error is None:
-                        r.error = err
-
-        if gate_run is not None:
-            gate_run.result()           # raises the gate's error: nothing gets tagged
-
         def push_manifests(r: Resolved) -> None:
             if r.error is not None or r.top is None:
                 return
@@ -361,7 +344,57 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
             except MirrorError as e:
                 r.error = e
 
-        list(pool.map(push_manifests, result.resolved))
+        # An artifact's manifests go up as soon as its last blob is in and the gate has passed, beside the
+        # transfers still running, not all after the last blob: the tail of a copy is shorter, and an
+        # interrupted one leaves more artifacts complete. Until the gate passes, ready artifacts are held.
+        left = {id(r): len(r.blobs) for r in result.ok if not r.present}
+        held: list[Resolved] = []
+        pushes: list[Future[None]] = []
+
+        def gate_passed() -> bool:
+            return gate_run is None or (gate_run.done() and gate_run.exception() is None)
+
+        def flush() -> None:
+            if held and gate_passed():
+                pushes.extend(manifest_pool.submit(push_manifests, h) for h in held)
+                held.clear()
+
+        def ready(r: Resolved) -> None:
+            held.append(r)
+            flush()
+
+        for r in result.resolved:
+            if r.error is None and r.top is not None and not left.get(id(r)):
+                ready(r)
+        # Submitted in digest order: stores that lay blobs out by digest (the bundle) then fill their output
+        # front to back, which lets them checksum it while the copy still runs.
+        running = [pool.submit(run_blob, tasks[d]) for d in sorted(tasks)]
+        try:
+            for done in as_completed(running):
+                kind, digest, nbytes, mounted, err = done.result()
+                result.blobs_mounted += mounted
+                if kind == "fetched":
+                    result.blobs_fetched += 1
+                    result.bytes += nbytes
+                elif kind == "skipped":
+                    result.blobs_skipped += 1
+                for r in owners.get(digest, []):
+                    if err is not None and r.error is None:
+                        r.error = err
+                    left[id(r)] -= 1
+                    if not left[id(r)]:
+                        ready(r)
+                flush()
+        except BaseException:           # an unexpected error or Ctrl-C: start nothing more
+            for f in running:
+                f.cancel()
+            raise
+
+        if gate_run is not None:
+            gate_run.result()           # raises the gate's error: nothing gets tagged
+        flush()
+        for push in pushes:
+            push.result()
     result.seconds = time.monotonic() - started
     return result
 

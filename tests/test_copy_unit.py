@@ -25,9 +25,10 @@ class RecordingStore(MemoryStore):
         super().__init__("target")
         self.log: list[tuple[str, str, float]] = []
         self.tag_digests: dict[tuple[str, str], str] = {}
+        self.slow: dict[str, float] = {}            # digest -> seconds its transfer takes
 
     def put_blob(self, repo: str, desc: Descriptor, chunks: Iterable[bytes]) -> None:
-        time.sleep(0.01)                            # a transfer takes a while
+        time.sleep(self.slow.get(desc.digest, 0.01))    # a transfer takes a while
         super().put_blob(repo, desc, chunks)
         self.log.append(("blob", desc.digest, time.monotonic()))
 
@@ -124,3 +125,20 @@ def test_platform_is_read_from_the_config_unless_the_baseline_knows_it() -> None
     again = [resolve(src, it, known) for it in items]
     assert [r.platforms for r in again] == [["linux/arm64"], ["linux/arm64"], ["linux/amd64"]]
     assert len(src.reads) == 1                     # only the image the baseline does not know
+
+
+def test_each_artifact_is_tagged_once_its_own_blobs_are_in_not_after_every_blob() -> None:
+    src, items = make_source(6)
+    dst = RecordingStore()
+    slow = max(d for d in src.blobs if d not in src.media_types)    # the last blob transferred
+    dst.slow = {slow: 0.4}
+    result = copy(src, dst, items, jobs=2)
+    assert not result.failed
+    done = {d: t for kind, d, t in dst.log if kind == "blob"}
+    tagged = {ref: t for kind, ref, t in dst.log if kind == "manifest"}
+    for r in result.resolved:
+        assert r.top is not None
+        when = tagged[str(r.item.target)]
+        assert when > max(done[b.digest] for b in r.blobs), "tagged before its blobs were in"
+    assert sum(t < done[slow] for t in tagged.values()) == len(items) - 1, \
+        "artifacts not waiting for the slow blob were held back until it was in"
