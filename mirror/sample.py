@@ -139,8 +139,11 @@ def make_layer(tar: bytes, *, compresslevel: int | None = 6) -> Layer:
 
 
 def random_bytes(seed: str, size: int) -> bytes:
-    """Incompressible, deterministic bytes."""
-    return random.Random(seed).randbytes(size)
+    """Incompressible, deterministic bytes. Drawn 64 MiB at a time: one randbytes() call takes at most
+    2**31 bits (the same bytes as one call for anything smaller)."""
+    rng = random.Random(seed)
+    step = 64 << 20
+    return b"".join(rng.randbytes(min(step, size - i)) for i in range(0, size, step))
 
 
 def random_layer(seed: str, size: int, *, compresslevel: int | None = 0) -> Layer:

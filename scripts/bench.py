@@ -134,9 +134,11 @@ def suite(kind: str) -> None:
         # Built and seeded in child processes: this process stays small, so the peak RSS that wait4()
         # reports for the timed children (whose pre-exec pages are this process's) is theirs.
         py = sys.executable
-        refs = subprocess.run([py, "-m", "mirror.sample", "build", str(layout), "--profile", "bench",
-                               "--scale-bytes", str(BYTES)], check=True, capture_output=True,
-                              text=True).stdout.split()
+        built = subprocess.run([py, "-m", "mirror.sample", "build", str(layout), "--profile", "bench",
+                                "--scale-bytes", str(BYTES)], capture_output=True, text=True)
+        if built.returncode:
+            raise SystemExit(f"bench: building the content failed:\n{built.stderr}")
+        refs = built.stdout.split()
         print(f"built {len(refs)} artifacts in {time.monotonic() - t0:.0f}s; seeding {src}", flush=True)
         subprocess.run([py, "-m", "mirror.sample", "seed", str(layout), "--to", f"http://{src}"], check=True,
                        stdout=subprocess.DEVNULL)

@@ -222,3 +222,11 @@ def test_cli_build(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert sample.main(["build", str(tmp_path / "l"), "--profile", "test"]) == 0
     printed = capsys.readouterr().out.split()
     assert set(printed) == set(TEST_REFS) - {"docker.io/example/big:v1"}
+
+
+def test_random_bytes_past_one_randbytes_call() -> None:
+    # one randbytes() call stops at 2**31 bits (256 MiB): the bench at 4 GB needs bigger layers
+    size = (256 << 20) + 12345
+    data = sample.random_bytes("big", size)
+    assert len(data) == size and data[:1000] == sample.random_bytes("big", 1000)
+    assert data == sample.random_bytes("big", size)          # deterministic
