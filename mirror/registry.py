@@ -179,30 +179,50 @@ class RegistryStore:
 
     def _put_chunked(self, repo: str, location: str, desc: Descriptor,
                      chunks: Iterable[bytes]) -> httpx.Response:
+        """PATCH the blob in spans of UPLOAD_CHUNK_SIZE, then PUT ?digest=. Each span streams from `chunks`
+        (split where a span ends), so memory stays at one chunk per upload whatever the span size."""
         where = self._where(repo)
+        source = iter(chunks)
+        rest = b""                      # the tail of a chunk that crossed a span's end
         offset = 0
-        buf = bytearray()
+        while offset < desc.size:
+            span = min(defaults.UPLOAD_CHUNK_SIZE, desc.size - offset)
+            sent = [0]
 
-        def flush(data: bytes) -> None:
-            nonlocal location, offset
-            end = offset + len(data) - 1
+            def body(span: int = span, sent: list[int] = sent) -> Iterator[bytes]:
+                nonlocal rest
+                while sent[0] < span:
+                    c = rest or next(source, b"")
+                    rest = b""
+                    if not c:
+                        return          # the source ended early: the size check below names it
+                    take = span - sent[0]
+                    if len(c) > take:
+                        c, rest = c[:take], c[take:]
+                    sent[0] += len(c)
+                    yield c
+
+            end = offset + span - 1
             req = self.http.client.build_request(
-                "PATCH", location, content=bytes(data),
+                "PATCH", location, content=body(),
                 headers={"Content-Type": "application/octet-stream", "Content-Range": f"{offset}-{end}",
-                         "Content-Length": str(len(data))})
-            resp = self._send_once(req, where)
+                         "Content-Length": str(span)})
+            try:
+                resp = self._send_once(req, where)
+            except UnreachableError:
+                if sent[0] == span:
+                    raise
+                resp = None                     # the span was cut short by its source, not by the target
+            if sent[0] < span:
+                raise DigestMismatchError(f"{desc.digest} ended after {offset + sent[0]} of {desc.size} bytes",
+                                          where=where)
+            assert resp is not None
             if resp.status_code != 202:
                 raise_for(resp, f"upload chunk of {desc.digest}", where)
             location = self._location(resp)
-            offset += len(data)
-
-        for c in chunks:
-            buf += c
-            if len(buf) >= defaults.UPLOAD_CHUNK_SIZE:
-                flush(bytes(buf))
-                buf.clear()
-        if buf:
-            flush(bytes(buf))
+            offset += span
+        if rest or next(source, b""):
+            raise DigestMismatchError(f"{desc.digest} is longer than its {desc.size} bytes", where=where)
         req = self.http.client.build_request("PUT", self._with_digest(location, desc.digest),
                                              headers={"Content-Length": "0"})
         return self._send_once(req, where)

@@ -423,3 +423,66 @@ def test_repeated_copy_skips_the_tag_only_when_the_registry_names_its_digest(say
         assert puts == []                                  # the tag already names the digest: nothing written
     else:
         assert [r.url.path for r in puts] == ["/v2/mirror/team/app/manifests/1"]     # re-tagged, no blobs
+
+
+# -- chunked uploads ---------------------------------------------------------------------------------
+
+class ChunkedTarget:
+    """A registry that takes PATCH spans (checking each Content-Range follows the last) and a final PUT."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.ranges: list[str] = []
+        self.digest: str | None = None
+
+    def __call__(self, req: httpx.Request) -> httpx.Response:
+        if req.method == "POST":
+            return httpx.Response(202, headers={"Location": "/v2/a/blobs/uploads/u1"})
+        if req.method == "PATCH":
+            body = req.read()
+            rng = req.headers["content-range"]
+            start, end = (int(x) for x in rng.split("-"))
+            if not (start == len(self.data) and end - start + 1 == len(body)):
+                return httpx.Response(416)
+            self.ranges.append(rng)
+            self.data += body
+            return httpx.Response(202, headers={"Location": f"/v2/a/blobs/uploads/u{len(self.ranges) + 1}"})
+        assert req.method == "PUT"
+        self.digest = req.url.params["digest"]
+        return httpx.Response(201)
+
+
+def _chunked_store(target: ChunkedTarget, monkeypatch: pytest.MonkeyPatch) -> RegistryStore:
+    from mirror import defaults
+
+    monkeypatch.setattr(defaults, "MONOLITHIC_UPLOAD_MAX", 1 << 20)
+    monkeypatch.setattr(defaults, "UPLOAD_CHUNK_SIZE", 2 << 20)
+    return RegistryStore(Fake(target).http(), HOST)
+
+
+def _pieces(data: bytes, n: int) -> Iterator[bytes]:
+    return (data[i:i + n] for i in range(0, len(data), n))
+
+
+def test_chunked_upload_streams_spans_split_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    target = ChunkedTarget()
+    store = _chunked_store(target, monkeypatch)
+    data = bytes(range(256)) * 19532 + b"tail"                         # 5,000,196 bytes
+    desc = Descriptor("application/octet-stream", "sha256:" + hashlib.sha256(data).hexdigest(), len(data))
+    store.put_blob("a", desc, _pieces(data, 700_001))                  # chunks that straddle every span end
+    assert bytes(target.data) == data and target.digest == desc.digest
+    assert target.ranges == ["0-2097151", "2097152-4194303", f"4194304-{len(data) - 1}"]
+
+
+@pytest.mark.parametrize("delta", [-1, +1])
+def test_chunked_upload_of_a_source_of_the_wrong_size_is_refused(delta: int,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from mirror.errors import DigestMismatchError
+
+    target = ChunkedTarget()
+    store = _chunked_store(target, monkeypatch)
+    data = b"x" * 3_000_000
+    desc = Descriptor("application/octet-stream", "sha256:" + hashlib.sha256(data).hexdigest(), len(data) - delta)
+    with pytest.raises(DigestMismatchError):
+        store.put_blob("a", desc, _pieces(data, 500_000))
+    assert target.digest is None                                       # never committed
