@@ -64,7 +64,8 @@ def blob_member(digest: str) -> str:
 
 
 def parse_size(text: str) -> int:
-    """'700M', '4G', '1.5GiB', '123' -> bytes (K/M/G/T are binary multiples, as split(1) uses)."""
+    """'700M', '4G', '1.5GiB', '123' -> bytes (K/M/G/T are binary multiples, as split(1) uses); exactly
+    4 GiB means FAT32's largest file, 4 GiB - 1 byte."""
     s = text.strip().upper().removesuffix("B").removesuffix("I")
     mult = 1
     for i, unit in enumerate("KMGT", start=1):
@@ -78,6 +79,10 @@ def parse_size(text: str) -> int:
         raise BundleError(f"invalid size {text!r}", hint="use a number with K, M, G or T, e.g. 4G") from None
     if n < 1 << 20:
         raise BundleError(f"split size {text!r} is below 1M", hint="use e.g. 700M or 4G")
+    if n == defaults.FAT32_MAX_FILE + 1:
+        # 4G is what people give for a FAT32 stick, whose largest file is one byte short of 4 GiB: a part
+        # of exactly 4 GiB would fail to copy at its last byte (as `split -b 4G` output does).
+        n = defaults.FAT32_MAX_FILE
     return n
 
 

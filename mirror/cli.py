@@ -363,7 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="bundles", help="bundle directory (default: bundles)")
     p.add_argument("-j", "--jobs", type=int, default=defaults.JOBS)
     p.add_argument("--platform", action="append", default=[], help="OS/ARCH to keep (repeatable)")
-    p.add_argument("--split-size", help="cap each part, e.g. 700M or 4G (FAT32)")
+    p.add_argument("--split-size", help="cap each part, e.g. 700M, or 4G for FAT32 sticks (parts of "
+                   "4 GiB - 1 byte, its largest file)")
     p.add_argument("--name", help="part file name prefix (default: content file name)")
     p.add_argument("--since", help="previous bundle dir, bundle.json, receipt or inventory: carry only new blobs")
     p.add_argument("--no-chart-images", action="store_true", help="do not add the images charts need")

@@ -28,6 +28,7 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 TOKEN_DEFAULT_TTL = 60                # seconds, when a token response has no expires_in
 ZSTD_LEVEL = 3
 BUNDLE_NAME = "bundle"
+FAT32_MAX_FILE = (4 << 30) - 1        # the largest file FAT32 holds; `--split-size 4G` means this
 BUNDLE_FORMAT_VERSION = 1
 USER_AGENT = "airgap-mirror/0.1"
 
