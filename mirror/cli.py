@@ -342,6 +342,22 @@ def _import_one(args: argparse.Namespace, bundle_dir: Path, host: str, base: str
 
 # -- wiring ---------------------------------------------------------------------------------------------
 
+def _jobs(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of parallel transfers (1 or more)")
+    return n
+
+
+def jobs_flag(p: argparse.ArgumentParser) -> None:
+    """-j/--jobs, the same on every command that transfers."""
+    p.add_argument("-j", "--jobs", type=_jobs, default=defaults.JOBS, metavar="N",
+                   help=f"parallel blob transfers (default: {defaults.JOBS}, two per core, 4 to 8)")
+
+
 def connection_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plain-http", action="store_true", help="talk HTTP, not HTTPS, to the target")
     p.add_argument("--insecure", action="store_true", help="skip TLS verification")
@@ -361,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export content into an offline bundle")
     p.add_argument("-f", "--file", required=True, help="content file (YAML)")
     p.add_argument("-o", "--output", default="bundles", help="bundle directory (default: bundles)")
-    p.add_argument("-j", "--jobs", type=int, default=defaults.JOBS)
+    jobs_flag(p)
     p.add_argument("--platform", action="append", default=[], help="OS/ARCH to keep (repeatable)")
     p.add_argument("--split-size", help="cap each part, e.g. 700M, or 4G for FAT32 sticks (parts of "
                    "4 GiB - 1 byte, its largest file)")
@@ -371,19 +387,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("verify", help="check every part and every blob of a bundle")
-    p.add_argument("bundle")
-    p.add_argument("-j", "--jobs", type=int, default=defaults.JOBS)
+    p.add_argument("bundle", help="bundle directory")
+    jobs_flag(p)
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("inspect", help="list what a bundle holds")
-    p.add_argument("bundle")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("bundle", help="bundle directory")
+    p.add_argument("--json", action="store_true", help="print bundle.json plus unique_bytes, for scripts")
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("import", help="push bundles into a registry under a base path")
     p.add_argument("bundles", nargs="+", help="bundle directories (a base, then its deltas, in order)")
     p.add_argument("--to", required=True, help="HOST[:PORT][/BASE/PATH]")
-    p.add_argument("-j", "--jobs", type=int, default=defaults.JOBS)
+    jobs_flag(p)
     connection_flags(p)
     p.add_argument("--receipt", help="write the import receipt (JSON) here")
     p.add_argument("--mirrors-out", help="write every mirror configuration format into this directory")

@@ -286,12 +286,12 @@ def cmd_inventory(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    from .cli import connection_flags
+    from .cli import connection_flags, jobs_flag
 
     p = sub.add_parser("inventory", help="list what a target registry holds (for export --since)")
     p.add_argument("--to", required=True, help="HOST[:PORT][/BASE/PATH] to list")
     p.add_argument("-o", "--output", required=True, help="write the inventory (JSON) here")
-    p.add_argument("-j", "--jobs", type=int, default=defaults.JOBS)
+    jobs_flag(p)
     connection_flags(p)
     p.set_defaults(func=cmd_inventory)
 

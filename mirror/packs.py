@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import defaults, lazy_import
+from . import lazy_import
 from .copy import CopyItem, copy
 from .digest import Verifier, sha256_digest
 from .errors import MirrorError, NotFoundError, UsageError
@@ -548,7 +548,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     u = sub.add_parser("push", help="push a pack folder to HOST/BASE/spectro-packs/archive/<name>:<version>")
     u.add_argument("dir", help="pack folder")
     u.add_argument("--to", required=True, help="HOST[:PORT][/BASE/PATH]")
-    u.add_argument("-j", "--jobs", type=int, default=defaults.JOBS)
+    cli.jobs_flag(u)
     cli.connection_flags(u)
     u.set_defaults(func=cmd_push)
     return p

@@ -273,3 +273,12 @@ def test_disk_full(world: dict[str, Any], tmp_path: Path) -> None:
         assert flow.run_cli(["verify", str(mnt / "out")]).code != 0
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
+
+
+@pytest.mark.parametrize("command", [["export", "-f", "c.yaml"], ["import", "b", "--to", "h/x"], ["verify", "b"],
+                                     ["inventory", "--to", "h/x", "-o", "i.json"]])
+@pytest.mark.parametrize("value", ["0", "-2", "many"])
+def test_jobs_must_be_a_positive_number(command: list[str], value: str) -> None:
+    res = flow.run_cli([*command, "-j", value])
+    assert res.code == 2
+    assert "-j/--jobs" in res.err and "1 or more" in res.err
