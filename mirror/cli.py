@@ -216,6 +216,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def parse_target(text: str) -> tuple[str, str]:
     """`HOST[:PORT][/BASE/PATH]` -> (host, base)."""
+    if "@" in text.split("://", 1)[-1].split("/", 1)[0]:
+        # not echoed: the text holds a password, which must reach neither errors nor receipts
+        raise UsageError("--to carries credentials (user:password@)",
+                         hint="drop them and give --username with --password-stdin")
     if "://" in text:
         raise UsageError(f"--to {text!r} must not have a scheme", hint="use --plain-http for http targets")
     host, _, base = text.strip("/").partition("/")
@@ -371,7 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="airgap-mirror",
         description="Carry container images, Helm charts and Palette packs across an air gap.")
     ap.add_argument("--version", action="version", version=f"airgap-mirror {__version__}")
-    ap.add_argument("-v", "--verbose", action="count", default=0)
+    ap.add_argument("-v", "--verbose", action="count", default=0,
+                    help="log retries and resumes (-v), and every request (-vv)")
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("export", help="export content into an offline bundle")

@@ -181,6 +181,10 @@ def parse_content(root: yaml.Node | None, path: str) -> Content:
                 if not ep.startswith(("http://", "https://")):
                     raise ctx.err(fields["endpoint"][1], f"endpoint {ep!r} needs a scheme",
                                   "write http://host:port or https://host:port")
+                if "@" in ep.split("://", 1)[1].split("/", 1)[0]:
+                    # a URL's userinfo would reach logs and error messages; `auth:` keeps secrets out of both
+                    raise ctx.err(fields["endpoint"][1], "endpoint carries credentials (user:password@)",
+                                  f"drop them from the URL and give `auth:` under registries.{host}")
                 spec.endpoint = ep
             if "insecure" in fields:
                 spec.insecure = ctx.boolean(fields["insecure"][1], "insecure")

@@ -175,6 +175,12 @@ def test_endpoint_needs_scheme(tmp_path: Path) -> None:
     assert e.where.endswith(":5") and "needs a scheme" in e.what
 
 
+def test_endpoint_with_credentials_is_refused_without_echoing_them(tmp_path: Path) -> None:
+    e = error(tmp_path, HEAD + "registries:\n  quay.io:\n    endpoint: https://robot:s3cret@10.0.0.5:8443\n")
+    assert e.where.endswith(":5") and "carries credentials" in e.what and "auth:" in e.hint
+    assert "s3cret" not in f"{e.what} {e.where} {e.hint}"
+
+
 def test_boolean_validation(tmp_path: Path) -> None:
     e = error(tmp_path, HEAD + "registries:\n  docker.io:\n    insecure: maybe\n")
     assert "insecure must be true or false" in e.what

@@ -282,3 +282,10 @@ def test_jobs_must_be_a_positive_number(command: list[str], value: str) -> None:
     res = flow.run_cli([*command, "-j", value])
     assert res.code == 2
     assert "-j/--jobs" in res.err and "1 or more" in res.err
+
+
+@pytest.mark.parametrize("to", ["robot:s3cret@harbor.corp/airgap", "https://robot:s3cret@harbor.corp"])
+def test_target_with_credentials_is_refused_without_echoing_them(world: dict[str, Any], to: str) -> None:
+    res = flow.run_cli(["import", str(world["bundle"]), "--to", to])
+    assert res.code != 0 and "carries credentials" in res.err and "--password-stdin" in res.err
+    assert "s3cret" not in res.err + res.out
