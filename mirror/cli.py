@@ -448,6 +448,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e.filename or 'output'}: disk full — hint: free space or choose another -o; "
                   "rerunning resumes", file=sys.stderr)
             return 1
+        if e.filename:                      # a local path we cannot use: say which, not a traceback
+            hint = {errno.EACCES: "no permission there: fix it or choose another path",
+                    errno.EPERM: "no permission there: fix it or choose another path",
+                    errno.EROFS: "that file system is read-only: choose another path",
+                    errno.ENOENT: "a directory on the way does not exist (or cannot be created there)",
+                    errno.ENOTDIR: "a part of the path is a file, not a directory",
+                    errno.EISDIR: "that path is a directory"}.get(e.errno or 0, "check the path")
+            print(f"error: {e.filename}: {e.strerror or e} — hint: {hint}", file=sys.stderr)
+            return 1
         raise
 
 

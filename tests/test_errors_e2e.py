@@ -289,3 +289,13 @@ def test_target_with_credentials_is_refused_without_echoing_them(world: dict[str
     res = flow.run_cli(["import", str(world["bundle"]), "--to", to])
     assert res.code != 0 and "carries credentials" in res.err and "--password-stdin" in res.err
     assert "s3cret" not in res.err + res.out
+
+
+def test_unusable_output_path_is_one_line_not_a_traceback(world: dict[str, Any], tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    content = flow.write_content(tmp_path / "c.yaml", world["source"])
+    res = flow.run_cli(["export", "-f", str(content), "-o", str(blocker / "bundle")])
+    assert res.code == 1
+    assert res.err.strip().count("\n") == 0 and "Traceback" not in res.err
+    assert str(blocker / "bundle") in res.err and "not a directory" in res.err
