@@ -206,7 +206,8 @@ class BundleInfo:
             if (directory / WORK).exists():
                 raise BundleError("bundle is incomplete (an export did not finish)", where=str(directory),
                                   hint="rerun the export; it reuses what was already fetched")
-            raise NotFoundError("no bundle.json: not a bundle directory", where=str(directory),
+            what = "no bundle.json: not a bundle directory" if directory.is_dir() else "no such directory"
+            raise NotFoundError(what, where=str(directory),
                                 hint="pass the directory written by `airgap-mirror export -o`")
         try:
             doc = json.loads(path.read_text())

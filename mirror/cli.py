@@ -127,10 +127,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     items = export_items(ctx)
     if not items:
         raise UsageError("the content file lists nothing to export", where=args.file)
+    split = parse_size(args.split_size) if args.split_size else None
+    baseline = _baseline(args)                  # bad input is refused before anything is created
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    split = parse_size(args.split_size) if args.split_size else None
-    baseline = _baseline(args)
     writer = BundleWriter(out, name=args.name or Path(args.file).stem, split_size=split,
                           baseline=baseline.blobs)
     bars = Bars("export")

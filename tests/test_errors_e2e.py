@@ -299,3 +299,16 @@ def test_unusable_output_path_is_one_line_not_a_traceback(world: dict[str, Any],
     assert res.code == 1
     assert res.err.strip().count("\n") == 0 and "Traceback" not in res.err
     assert str(blocker / "bundle") in res.err and "not a directory" in res.err
+
+
+def test_bad_since_or_split_size_creates_no_output(world: dict[str, Any], tmp_path: Path) -> None:
+    content = flow.write_content(tmp_path / "c.yaml", world["source"])
+    for extra in (["--since", str(tmp_path / "missing")], ["--split-size", "12X"]):
+        res = flow.run_cli(["export", "-f", str(content), "-o", str(tmp_path / "out"), *extra])
+        assert res.code != 0 and res.err.startswith("error: ")
+        assert not (tmp_path / "out").exists()
+
+
+def test_missing_bundle_directory_is_named_as_missing(tmp_path: Path) -> None:
+    res = flow.run_cli(["verify", str(tmp_path / "nowhere")])
+    assert res.code != 0 and "no such directory" in res.err
