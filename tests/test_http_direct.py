@@ -30,6 +30,9 @@ def _desc(data: bytes) -> Descriptor:
     return Descriptor("application/octet-stream", "sha256:" + hashlib.sha256(data).hexdigest(), len(data))
 
 
+BODIES = {_desc(b).digest: b for b in (BIG, SMALL, SMALL * 20)}
+
+
 @dataclass
 class Server:
     """Serves /v2/r/blobs/<digest> for BIG and SMALL; `cuts` lists byte counts after which successive
@@ -56,7 +59,7 @@ class Server:
                     k, _, v = h.decode().partition(":")
                     headers[k.strip().lower()] = v.strip()
                 digest = line.split()[1].decode().rsplit("/", 1)[1]
-                data = BIG if digest == _desc(BIG).digest else SMALL
+                data = BODIES[digest]
                 rng = headers.get("range")
                 self.ranges.append(rng)
                 start = int(rng.removeprefix("bytes=").rstrip("-")) if rng else 0
@@ -150,3 +153,16 @@ def test_big_body_that_keeps_dropping_is_a_clear_error(server: Server) -> None:
             _get(store, BIG)
     finally:
         http.close()
+
+
+@pytest.mark.parametrize("data", [BIG, SMALL * 20], ids=["past-h11", "through-h11"])
+def test_chunks_are_joined_to_half_a_read(server: Server, data: bytes) -> None:
+    # over TLS a read returns one 16 KiB record; every later stage pays per chunk, so they are joined
+    http, store = _store(server)
+    try:
+        with store.open_blob("r", _desc(data)) as chunks:
+            sizes = [len(c) for c in chunks]
+    finally:
+        http.close()
+    assert sum(sizes) == len(data)
+    assert all(n >= defaults.HTTP_READ_SIZE // 2 for n in sizes[:-1]), sizes[:20]
