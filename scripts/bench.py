@@ -102,7 +102,14 @@ def timed_many(cmds: list[list[str]]) -> tuple[float, int]:
 
 def main() -> int:
     # the tool's per-user cache (bundles `verify` found intact) stays out of ~/.cache and out of the timings
-    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="airgap-bench-cache.")
+    cache = os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="airgap-bench-cache.")
+    try:
+        return run_all()
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def run_all() -> int:
     wanted = os.environ.get("BENCH_REGISTRIES", "distribution3 debian").split()
     kinds = [k for k in wanted if shutil.which(REGISTRY_BINARIES.get(k, ""))]
     if not kinds:
