@@ -845,7 +845,7 @@ def _raw_chunks(rng: _RangeReader, size: int, where: str, digest: str) -> Iterat
 def _data_chunks(reader: Any, size: int, where: str, digest: str) -> Iterator[bytes]:
     header = reader.read(TAR_BLOCK)
     if len(header) != TAR_BLOCK:
-        raise PartError(f"frame of {digest} is truncated", where=where)
+        raise _frame_error(digest, "is truncated", where)
     left = size
     while left:
         try:
@@ -853,7 +853,7 @@ def _data_chunks(reader: Any, size: int, where: str, digest: str) -> Iterator[by
         except zstandard.ZstdError as e:
             raise _frame_error(digest, f"is corrupted: {e}", where) from e
         if not buf:
-            raise PartError(f"frame of {digest} ends early", where=where)
+            raise _frame_error(digest, "ends early", where)
         left -= len(buf)
         yield buf
 

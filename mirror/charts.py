@@ -23,17 +23,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-from . import lazy_import
+from ._yaml import yaml
 from .digest import Verifier, sha256_digest
 from .errors import ContentFileError, DigestMismatchError, MirrorError, NotFoundError, UnsupportedError
 from .mediatypes import OCI_MANIFEST, Descriptor, parse_manifest
 from .reference import NAME_RE, Reference, parse
 from .store import Manifest, MemoryStore
-
-if TYPE_CHECKING:
-    import yaml
-else:
-    yaml = lazy_import("yaml")
 
 if TYPE_CHECKING:
     from .cli import ExportContext

@@ -17,7 +17,7 @@ from .bundle import BundleInfo, BundleReader, BundleWriter, check_parts, parse_s
 from .content import Content, load
 from .copy import CopyItem, CopyResult, copy
 from .delta import Baseline, load_baseline
-from .errors import MirrorError, PartError, UsageError
+from .errors import MirrorError, PartError, UsageError, has_userinfo
 from .http import HostSettings, Http
 from .progress import Event
 from .receipt import ImportedArtifact, Receipt, Target, palette_mirror_string
@@ -216,7 +216,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def parse_target(text: str) -> tuple[str, str]:
     """`HOST[:PORT][/BASE/PATH]` -> (host, base)."""
-    if "@" in text.split("://", 1)[-1].split("/", 1)[0]:
+    if has_userinfo(text):
         # not echoed: the text holds a password, which must reach neither errors nor receipts
         raise UsageError("--to carries credentials (user:password@)",
                          hint="drop them and give --username with --password-stdin")

@@ -9,17 +9,12 @@ import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import lazy_import
-from .errors import ContentFileError, MirrorError
+from ._yaml import yaml
+from .errors import ContentFileError, MirrorError, has_userinfo
 from .http import HostSettings
 from .reference import Reference, parse
-
-if TYPE_CHECKING:
-    import yaml
-else:
-    yaml = lazy_import("yaml")
 
 API_VERSION = "airgap-mirror/v1"
 KIND = "Content"
@@ -181,7 +176,7 @@ def parse_content(root: yaml.Node | None, path: str) -> Content:
                 if not ep.startswith(("http://", "https://")):
                     raise ctx.err(fields["endpoint"][1], f"endpoint {ep!r} needs a scheme",
                                   "write http://host:port or https://host:port")
-                if "@" in ep.split("://", 1)[1].split("/", 1)[0]:
+                if has_userinfo(ep):
                     # a URL's userinfo would reach logs and error messages; `auth:` keeps secrets out of both
                     raise ctx.err(fields["endpoint"][1], "endpoint carries credentials (user:password@)",
                                   f"drop them from the URL and give `auth:` under registries.{host}")

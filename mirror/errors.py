@@ -16,6 +16,11 @@ def redact(text: str) -> str:
     return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub(r"\g<scheme>***@", text))
 
 
+def has_userinfo(address: str) -> bool:
+    """Whether `scheme://user:password@host/...` or `user:password@host/...` carries credentials."""
+    return "@" in address.split("://", 1)[-1].split("/", 1)[0]
+
+
 class MirrorError(Exception):
     """Base of every error this tool raises on purpose. `str()` is the one-line message."""
 

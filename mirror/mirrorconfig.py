@@ -13,16 +13,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from . import lazy_import
+from ._yaml import yaml
 from .errors import UsageError
 from .receipt import Receipt, palette_mirror_string
-
-if TYPE_CHECKING:
-    import yaml
-else:
-    yaml = lazy_import("yaml")
 
 FORMATS = (
     "image-swap", "image-swap-maps", "palette-secret", "palette-values", "paletteai-values",

@@ -31,20 +31,15 @@ import os
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import lazy_import
+from ._yaml import yaml
 from .copy import CopyItem, copy
 from .digest import Verifier, sha256_digest
 from .errors import MirrorError, NotFoundError, UsageError
 from .mediatypes import ANNOTATION_REF_NAME, ANNOTATION_TITLE, OCI_INDEX, OCI_MANIFEST, Descriptor, parse_manifest
 from .reference import NAME_RE, TAG_RE, Reference, join_path, parse
 from .store import Manifest, MemoryStore
-
-if TYPE_CHECKING:
-    import yaml
-else:
-    yaml = lazy_import("yaml")
 
 log = logging.getLogger("mirror.packs")
 

@@ -184,43 +184,31 @@ class RegistryStore:
         where = self._where(repo)
         source = iter(chunks)
         rest = b""                      # the tail of a chunk that crossed a span's end
+
+        def span_of(offset: int, n: int) -> Iterator[bytes]:
+            nonlocal rest
+            sent = 0
+            while sent < n:
+                c = rest or next(source, b"")
+                if not c:               # raised through httpx as is: the span is never committed
+                    raise DigestMismatchError(f"{desc.digest} ended after {offset + sent} of {desc.size} bytes",
+                                              where=where)
+                c, rest = c[:n - sent], c[n - sent:]
+                sent += len(c)
+                yield c
+
         offset = 0
         while offset < desc.size:
-            span = min(defaults.UPLOAD_CHUNK_SIZE, desc.size - offset)
-            sent = [0]
-
-            def body(span: int = span, sent: list[int] = sent) -> Iterator[bytes]:
-                nonlocal rest
-                while sent[0] < span:
-                    c = rest or next(source, b"")
-                    rest = b""
-                    if not c:
-                        return          # the source ended early: the size check below names it
-                    take = span - sent[0]
-                    if len(c) > take:
-                        c, rest = c[:take], c[take:]
-                    sent[0] += len(c)
-                    yield c
-
-            end = offset + span - 1
+            n = min(defaults.UPLOAD_CHUNK_SIZE, desc.size - offset)
             req = self.http.client.build_request(
-                "PATCH", location, content=body(),
-                headers={"Content-Type": "application/octet-stream", "Content-Range": f"{offset}-{end}",
-                         "Content-Length": str(span)})
-            try:
-                resp = self._send_once(req, where)
-            except UnreachableError:
-                if sent[0] == span:
-                    raise
-                resp = None                     # the span was cut short by its source, not by the target
-            if sent[0] < span:
-                raise DigestMismatchError(f"{desc.digest} ended after {offset + sent[0]} of {desc.size} bytes",
-                                          where=where)
-            assert resp is not None
+                "PATCH", location, content=span_of(offset, n),
+                headers={"Content-Type": "application/octet-stream", "Content-Range": f"{offset}-{offset + n - 1}",
+                         "Content-Length": str(n)})
+            resp = self._send_once(req, where)
             if resp.status_code != 202:
                 raise_for(resp, f"upload chunk of {desc.digest}", where)
             location = self._location(resp)
-            offset += span
+            offset += n
         if rest or next(source, b""):
             raise DigestMismatchError(f"{desc.digest} is longer than its {desc.size} bytes", where=where)
         req = self.http.client.build_request("PUT", self._with_digest(location, desc.digest),

@@ -21,6 +21,7 @@ from mirror.http import HostSettings, Http
 from mirror.mediatypes import Descriptor
 from mirror.registry import RegistryStore
 from tests.support.registries import make_tls
+from tests.support.sockets import loopback_listener, read_request
 
 BIG = os.urandom(defaults.HTTP_DIRECT_BODY_MIN + 3_000_017)      # direct path, not a multiple of a read
 SMALL = os.urandom(200_000)                                       # through h11, connection pooled
@@ -50,16 +51,9 @@ class Server:
             conn = self.tls.wrap_socket(conn, server_side=True)
         with conn:
             f = conn.makefile("rb")
-            while True:
-                line = f.readline()
-                if not line:
-                    return
-                headers: dict[str, str] = {}
-                while (h := f.readline()) not in (b"\r\n", b""):
-                    k, _, v = h.decode().partition(":")
-                    headers[k.strip().lower()] = v.strip()
-                digest = line.split()[1].decode().rsplit("/", 1)[1]
-                data = BODIES[digest]
+            while (req := read_request(f)) is not None:
+                _, target, headers = req
+                data = BODIES[target.rsplit("/", 1)[1]]
                 rng = headers.get("range")
                 self.ranges.append(rng)
                 start = int(rng.removeprefix("bytes=").rstrip("-")) if rng else 0
@@ -83,9 +77,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
         srv.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         srv.tls.load_cert_chain(crt, key)
         srv.ca_file = str(ca)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
+    listener = loopback_listener()
     srv.port = listener.getsockname()[1]
 
     def accept() -> None:

@@ -3,7 +3,6 @@ a server whose CA is unknown is refused with a TLSError; SSL_CERT_FILE is honour
 
 from __future__ import annotations
 
-import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ import pytest
 from mirror.errors import TLSError
 from mirror.http import Http
 from tests.support.registries import make_tls
+from tests.support.sockets import loopback_listener
 
 
 @pytest.fixture
@@ -22,9 +22,7 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     ca, crt, key = make_tls(tmp_path)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(crt, key)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
+    listener = loopback_listener()
     stop = threading.Event()
 
     def serve() -> None:

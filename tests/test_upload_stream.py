@@ -15,6 +15,7 @@ from mirror import defaults
 from mirror.http import HostSettings, Http
 from mirror.mediatypes import Descriptor
 from mirror.registry import RegistryStore
+from tests.support.sockets import loopback_listener, read_request
 
 SIZE = 96 << 20
 SPAN = 32 << 20
@@ -25,20 +26,16 @@ def _serve(listener: socket.socket, got: dict[str, object]) -> None:
     conn, _ = listener.accept()
     h = hashlib.sha256()
     with conn, conn.makefile("rb") as f:
-        while line := f.readline():
-            method, target = line.split()[:2]
-            headers = {}
-            while (hl := f.readline()) not in (b"\r\n", b""):
-                k, _, v = hl.decode().partition(":")
-                headers[k.strip().lower()] = v.strip()
+        while (req := read_request(f)) is not None:
+            method, target, headers = req
             left = int(headers.get("content-length", "0"))
             while left:
                 piece = f.read(min(left, 1 << 20))
                 h.update(piece)
                 left -= len(piece)
-            status = b"201 Created" if method == b"PUT" else b"202 Accepted"
-            if method == b"PUT":
-                got["digest"] = target.decode().split("digest=")[1]
+            status = b"201 Created" if method == "PUT" else b"202 Accepted"
+            if method == "PUT":
+                got["digest"] = target.split("digest=")[1]
                 got["hash"] = "sha256:" + h.hexdigest()
             conn.sendall(b"HTTP/1.1 " + status + b"\r\nLocation: /v2/a/blobs/uploads/u\r\nContent-Length: 0\r\n\r\n")
 
@@ -52,9 +49,7 @@ def _source() -> Iterator[bytes]:
 def test_chunked_upload_holds_a_chunk_not_a_span(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(defaults, "MONOLITHIC_UPLOAD_MAX", 1 << 20)
     monkeypatch.setattr(defaults, "UPLOAD_CHUNK_SIZE", SPAN)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
+    listener = loopback_listener()
     got: dict[str, object] = {}
     server = threading.Thread(target=_serve, args=(listener, got), daemon=True)
     server.start()

@@ -1,0 +1,29 @@
+"""Bare HTTP/1.1 on real loopback sockets, for the cases httpx's MockTransport cannot show (it hands
+whole bodies to its handler and has no network stream)."""
+
+from __future__ import annotations
+
+import socket
+from typing import BinaryIO
+
+
+def loopback_listener() -> socket.socket:
+    """A listening socket on a free 127.0.0.1 port (`.getsockname()[1]` is the port)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    return listener
+
+
+def read_request(f: BinaryIO) -> tuple[str, str, dict[str, str]] | None:
+    """(method, target, lower-cased headers) of the next request on a server-side socket file; None when
+    the client closed the connection. The body, if any, is left to read."""
+    line = f.readline()
+    if not line:
+        return None
+    method, target = line.decode().split()[:2]
+    headers: dict[str, str] = {}
+    while (h := f.readline()) not in (b"\r\n", b""):
+        k, _, v = h.decode().partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return method, target, headers
