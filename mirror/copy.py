@@ -22,6 +22,7 @@ from .errors import DigestMismatchError, MirrorError, UnreachableError
 from .mediatypes import (
     Descriptor,
     artifact_type,
+    attestation_subject,
     children,
     is_index,
     parse_manifest,
@@ -95,18 +96,25 @@ def repo_of(store: Store, ref: Reference) -> str:
 
 def filter_index(manifest: Manifest, platforms: list[str]) -> tuple[Manifest, list[str]]:
     """Keep only the wanted platforms. Unfiltered indexes keep their exact bytes (and digest); a filtered
-    index is necessarily a new document with a new digest, and the caller records the source digest."""
+    index is necessarily a new document with a new digest, and the caller records the source digest.
+
+    BuildKit attestations (SBOM, provenance) go with the image they describe, and are no platform of their
+    own; entries without any platform are kept; an index none of whose entries has one (an artifact
+    index) is not a platform choice and is kept whole."""
     mt, doc = parse_manifest(manifest.data, manifest.media_type)
     entries = doc.get("manifests", [])
-    have = [platform_string(m.get("platform")) for m in entries]
-    if not platforms:
-        return manifest, sorted({p for p in have if p})
-    keep = [m for m, p in zip(entries, have, strict=True) if p and platform_matches(p, platforms)]
-    if not keep:
+    have = [None if attestation_subject(m) else platform_string(m.get("platform")) for m in entries]
+    offered = sorted({p for p in have if p})
+    if not platforms or not offered:
+        return manifest, offered
+    chosen = {m.get("digest") for m, p in zip(entries, have, strict=True) if p and platform_matches(p, platforms)}
+    if not chosen:
         raise MirrorError(f"none of the platforms {', '.join(platforms)} is in this index "
-                          f"(it has {', '.join(sorted({p for p in have if p}))})",
+                          f"(it has {', '.join(offered)})",
                           hint="adjust `platforms:` in the content file or --platform")
-    kept = sorted({platform_string(m.get("platform")) or "" for m in keep})
+    keep = [m for m, p in zip(entries, have, strict=True)
+            if m.get("digest") in chosen or (p is None and attestation_subject(m) in (chosen | {None}))]
+    kept = sorted({p for m, p in zip(entries, have, strict=True) if p and m.get("digest") in chosen})
     if len(keep) == len(entries):
         return manifest, kept
     new = dict(doc)

@@ -19,6 +19,11 @@ ACCEPT = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST])
 
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 ANNOTATION_TITLE = "org.opencontainers.image.title"
+# BuildKit attaches SBOM and provenance to an index as extra entries with platform unknown/unknown,
+# naming the image manifest they describe (buildkit docs/attestations/attestation-storage.md).
+DOCKER_REFERENCE_TYPE = "vnd.docker.reference.type"
+DOCKER_REFERENCE_DIGEST = "vnd.docker.reference.digest"
+ATTESTATION_MANIFEST = "attestation-manifest"
 
 
 @dataclass(frozen=True)
@@ -45,12 +50,20 @@ def platform_string(p: dict[str, Any] | None) -> str | None:
     return s
 
 
+def attestation_subject(entry: dict[str, Any]) -> str | None:
+    """The digest of the image manifest a BuildKit attestation entry describes; None for other entries."""
+    ann = entry.get("annotations") or {}
+    if ann.get(DOCKER_REFERENCE_TYPE) == ATTESTATION_MANIFEST:
+        return ann.get(DOCKER_REFERENCE_DIGEST) or None
+    return None
+
+
 def platform_matches(have: str | None, wanted: list[str]) -> bool:
     """`linux/arm64` matches `linux/arm64/v8`; a wanted variant must match exactly."""
     if not wanted:
         return True
     if have is None:
-        return True                  # attestation-like entries without platform: keep
+        return True                  # entries without a platform are not platform images: keep
     h = have.split("/")
     for w in wanted:
         ws = w.split("/")

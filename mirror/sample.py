@@ -31,7 +31,16 @@ from typing import Any
 
 from .digest import sha256_digest
 from .layout import LayoutStore
-from .mediatypes import DOCKER_LIST, DOCKER_MANIFEST, OCI_EMPTY_JSON, OCI_INDEX, OCI_MANIFEST
+from .mediatypes import (
+    ATTESTATION_MANIFEST,
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    DOCKER_REFERENCE_DIGEST,
+    DOCKER_REFERENCE_TYPE,
+    OCI_EMPTY_JSON,
+    OCI_INDEX,
+    OCI_MANIFEST,
+)
 from .reference import parse
 from .store import Manifest
 
@@ -42,6 +51,7 @@ OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 ARTIFACT_TYPE = "application/vnd.example.thing.v1"
 ARTIFACT_LAYER = "application/vnd.example.thing.content.v1"
+IN_TOTO = "application/vnd.in-toto+json"
 EMPTY_JSON = b"{}"
 
 MTIME = 1704067200                       # 2024-01-01T00:00:00Z, for every tar entry
@@ -257,6 +267,23 @@ class Builder:
                "manifests": list(children)}
         return self.manifest(doc)
 
+    def attestation(self, subject: dict[str, Any]) -> dict[str, Any]:
+        """A provenance attestation entry for an index, the way BuildKit attaches one to each image."""
+        statement = _json({"_type": "https://in-toto.io/Statement/v0.1",
+                           "predicateType": "https://slsa.dev/provenance/v0.2",
+                           "subject": [{"name": "sample", "digest": {"sha256": subject["digest"].split(":")[1]}}],
+                           "predicate": {"builder": {"id": "airgap-mirror sample"}}})
+        layer = self.blob(statement, IN_TOTO)
+        layer["annotations"] = {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"}
+        config = _json({"architecture": "unknown", "os": "unknown", "config": {},
+                        "rootfs": {"type": "layers", "diff_ids": [sha256_digest(statement)]}})
+        desc = self.manifest({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                              "config": self.blob(config, OCI_CONFIG), "layers": [layer]})
+        desc["annotations"] = {DOCKER_REFERENCE_DIGEST: subject["digest"],
+                               DOCKER_REFERENCE_TYPE: ATTESTATION_MANIFEST}
+        desc["platform"] = {"architecture": "unknown", "os": "unknown"}
+        return desc
+
     def single(self, desc: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in desc.items() if k != "platform"}
 
@@ -271,13 +298,15 @@ class Builder:
 
     def app(self, ref: str, name: str, version: str, arches: Sequence[str], *, docker: bool,
             shared: Sequence[Layer], extra: int = 0, multi: bool | None = None,
-            more: Sequence[Layer] = ()) -> None:
-        """Tag `ref` as a single-platform image or (several arches / multi=True) an index or list."""
+            more: Sequence[Layer] = (), attest: Sequence[str] = ()) -> None:
+        """Tag `ref` as a single-platform image or (several arches / multi=True) an index or list;
+        the images of the arches in `attest` get a BuildKit provenance attestation in the index."""
         children = []
         for arch in arches:
             sh = shell_layer(arch)
             layers = [*shared, *([sh] if sh else []), *more, app_layer(name, version, arch, extra)]
             children.append(self.image(name, version, arch, layers, docker=docker))
+        children += [self.attestation(c) for c, arch in zip(children, arches, strict=True) if arch in attest]
         if multi or (multi is None and len(children) > 1):
             self.tag(ref, self.index(children, docker=docker))
         else:
@@ -287,7 +316,8 @@ class Builder:
 # -- profiles ---------------------------------------------------------------------------------------
 def _build_test(b: Builder, big_layer_bytes: int | None) -> None:
     base = [base_layer()]                       # shared by nginx (2), etcd (2), pause, tool, big
-    b.app("docker.io/library/nginx:1.25", "nginx", "1.25", ["amd64", "arm64"], docker=False, shared=base)
+    b.app("docker.io/library/nginx:1.25", "nginx", "1.25", ["amd64", "arm64"], docker=False, shared=base,
+          attest=["amd64"])
     b.app("quay.io/coreos/etcd:v3.5.9", "etcd", "v3.5.9", ["amd64", "arm64"], docker=True, shared=base)
     b.app("registry.k8s.io/pause:3.9", "pause", "3.9", ["amd64"], docker=True, shared=base)
     b.app("ghcr.io/example/tool:v1", "tool", "v1", ["amd64"], docker=True, shared=base)

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from mirror.copy import CopyItem, copy, resolve
-from mirror.errors import PartError
-from mirror.mediatypes import OCI_MANIFEST, Descriptor
+from mirror.copy import CopyItem, copy, filter_index, resolve
+from mirror.digest import sha256_digest
+from mirror.errors import MirrorError, PartError
+from mirror.mediatypes import OCI_INDEX, OCI_MANIFEST, Descriptor
 from mirror.reference import Reference, parse
 from mirror.store import Manifest, MemoryStore
 
@@ -142,3 +143,46 @@ def test_each_artifact_is_tagged_once_its_own_blobs_are_in_not_after_every_blob(
         assert when > max(done[b.digest] for b in r.blobs), "tagged before its blobs were in"
     assert sum(t < done[slow] for t in tagged.values()) == len(items) - 1, \
         "artifacts not waiting for the slow blob were held back until it was in"
+
+
+# -- platform filtering of an index ---------------------------------------------------------------------
+
+def _entry(n: int, platform: dict[str, str] | None, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    e: dict[str, Any] = {"mediaType": OCI_MANIFEST, "digest": "sha256:" + f"{n:x}" * 64, "size": 100 + n}
+    if platform is not None:
+        e["platform"] = platform
+    if annotations:
+        e["annotations"] = annotations
+    return e
+
+
+def _attestation(n: int, subject: dict[str, Any]) -> dict[str, Any]:
+    return _entry(n, {"os": "unknown", "architecture": "unknown"},
+                  {"vnd.docker.reference.digest": subject["digest"],
+                   "vnd.docker.reference.type": "attestation-manifest"})
+
+
+def _index(entries: list[dict[str, Any]]) -> Manifest:
+    data = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}).encode()
+    return Manifest(data, OCI_INDEX, sha256_digest(data))
+
+
+def test_filtering_keeps_the_attestations_of_the_chosen_images_only() -> None:
+    amd, arm = _entry(1, {"os": "linux", "architecture": "amd64"}), _entry(2, {"os": "linux", "architecture": "arm64"})
+    plain = _entry(5, None)                                      # no platform at all: not a platform image
+    index = _index([amd, arm, _attestation(3, amd), _attestation(4, arm), plain])
+    whole, offered = filter_index(index, [])
+    assert whole is index and offered == ["linux/amd64", "linux/arm64"]      # unknown/unknown is no platform
+    kept, platforms = filter_index(index, ["linux/arm64"])
+    assert platforms == ["linux/arm64"] and kept.digest != index.digest
+    assert [m["digest"] for m in json.loads(kept.data)["manifests"]] == [arm["digest"], "sha256:" + "4" * 64,
+                                                                         plain["digest"]]
+    same, _ = filter_index(index, ["linux/amd64", "linux/arm64"])
+    assert same is index                                        # nothing dropped: the exact bytes stay
+    with pytest.raises(MirrorError, match=r"none of the platforms linux/s390x .*\(it has linux/amd64, linux/arm64\)"):
+        filter_index(index, ["linux/s390x"])
+
+
+def test_an_index_without_platforms_is_not_filtered() -> None:
+    index = _index([_entry(1, None), _entry(2, None)])            # e.g. an index of artifacts
+    assert filter_index(index, ["linux/amd64"]) == (index, [])

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mirror.bundle import BundleInfo
+from mirror.bundle import BundleInfo, BundleReader
 from mirror.layout import LayoutStore, blob_path
 from mirror.mediatypes import DOCKER_TYPES, children, parse_manifest
 from mirror.reference import parse
@@ -283,6 +283,16 @@ def test_export_platform_filter(world: dict[str, Any], tmp_path: Path) -> None:
     assert a["source_digest"] == flow.head_digest(src, "library/nginx", "1.25")
     assert a["digest"] != a["source_digest"]                     # a filtered index is a new document
     assert len(info.blobs) < len(world["info"].blobs)
+    entries = json.loads(BundleReader(tmp_path / "B").read_blob(a["digest"]))["manifests"]
+    assert [e["platform"]["architecture"] for e in entries] == ["arm64"]    # amd64's attestation went too
+    # BuildKit's attestation of the amd64 image goes with it: the index keeps it, the bundle holds it.
+    flow.export(content, tmp_path / "A", "--platform", "linux/amd64")
+    (a,) = BundleInfo.load(tmp_path / "A").artifacts
+    assert a["platforms"] == ["linux/amd64"]
+    entries = json.loads(BundleReader(tmp_path / "A").read_blob(a["digest"]))["manifests"]
+    assert [e["platform"]["architecture"] for e in entries] == ["amd64", "unknown"]
+    assert entries[1]["annotations"]["vnd.docker.reference.digest"] == entries[0]["digest"]
+    assert entries[1]["digest"] in a["contents"]
 
 
 # -- distribution v3 (the registry Harbor builds on) ----------------------------------------------------

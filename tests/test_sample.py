@@ -74,7 +74,10 @@ def test_test_profile_refs_and_types(test_layout: Path) -> None:
     assert refs == TEST_REFS
     assert json.loads((test_layout / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
     nginx = json.loads(_read(test_layout, _digests(test_layout)["docker.io/library/nginx:1.25"]))
-    assert [m["platform"]["architecture"] for m in nginx["manifests"]] == ["amd64", "arm64"]
+    assert [m["platform"]["architecture"] for m in nginx["manifests"]] == ["amd64", "arm64", "unknown"]
+    attestation = nginx["manifests"][2]["annotations"]                  # BuildKit's, for amd64
+    assert attestation == {"vnd.docker.reference.digest": nginx["manifests"][0]["digest"],
+                           "vnd.docker.reference.type": "attestation-manifest"}
     etcd = json.loads(_read(test_layout, _digests(test_layout)["quay.io/coreos/etcd:v3.5.9"]))
     assert {m["mediaType"] for m in etcd["manifests"]} == {DOCKER_MANIFEST}
     assert [m["platform"]["architecture"] for m in etcd["manifests"]] == ["amd64", "arm64"]
@@ -86,6 +89,9 @@ def test_layers_are_real_tars_with_matching_diff_ids(test_layout: Path) -> None:
             if doc.get("artifactType"):
                 continue
             cfg = json.loads(_read(test_layout, doc["config"]["digest"]))
+            if doc["layers"][0]["mediaType"] == sample.IN_TOTO:       # an attestation: no file system
+                assert cfg["os"] == "unknown"
+                continue
             assert cfg["os"] == "linux" and cfg["rootfs"]["type"] == "layers"
             assert len(cfg["rootfs"]["diff_ids"]) == len(doc["layers"]), name
             for layer, diff_id in zip(doc["layers"], cfg["rootfs"]["diff_ids"], strict=True):
