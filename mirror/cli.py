@@ -197,10 +197,15 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(f"bundle {info.id} (format {info.format_version}, tool {info.tool_version}, created {info.created})")
     if info.depends_on:
         print("depends on: " + ", ".join(d.get("id", d.get("source", "?")) for d in info.depends_on))
-    print(f"{'SOURCE':60} {'KIND':6} {'SIZE':>10}  {'PLATFORMS':24} DIGEST")
-    for a in sorted(info.artifacts, key=lambda a: a["ref"]):
-        plats = ",".join(a.get("platforms") or []) or "-"
-        print(f"{a['ref']:60} {a.get('kind', 'image'):6} {a['size'] / 1e6:9.1f}M  {plats:24} {a['digest'][:19]}")
+    arts = sorted(info.artifacts, key=lambda a: a["ref"])
+    plats = [",".join(a.get("platforms") or []) or "-" for a in arts]
+    kinds = [a.get("kind", "image") for a in arts]
+    w_ref = max([len("SOURCE"), *(len(a["ref"]) for a in arts)])        # columns as wide as their values
+    w_kind = max([len("KIND"), *map(len, kinds)])
+    w_plat = max([len("PLATFORMS"), *map(len, plats)])
+    print(f"{'SOURCE':{w_ref}}  {'KIND':{w_kind}}  {'SIZE':>10}  {'PLATFORMS':{w_plat}}  DIGEST")
+    for a, kind, plat in zip(arts, kinds, plats, strict=True):
+        print(f"{a['ref']:{w_ref}}  {kind:{w_kind}}  {a['size'] / 1e6:9.1f}M  {plat:{w_plat}}  {a['digest'][:19]}")
         parent = (a.get("meta") or {}).get("from")
         if parent:
             print(f"{'':4}<- needed by {parent}")

@@ -175,6 +175,12 @@ def test_inspect(world: dict[str, Any]) -> None:
     for ref in flow.SAMPLE_REFS:
         assert ref in res.out
     assert "unique blob bytes:" in res.out and "content.tar.zst.000" in res.out
+    # a column as wide as its longest value: every row's digest starts under the header's DIGEST
+    lines = res.out.splitlines()
+    header = next(line for line in lines if line.startswith("SOURCE"))
+    rows = [line for line in lines if line.split(" ")[0] in flow.SAMPLE_REFS]
+    assert len(rows) == len(flow.SAMPLE_REFS)
+    assert {row.index("sha256:") for row in rows} == {header.index("DIGEST")}
 
 
 # -- import ----------------------------------------------------------------------------------------------
