@@ -364,7 +364,8 @@ def _jobs(text: str) -> int:
 def jobs_flag(p: argparse.ArgumentParser) -> None:
     """-j/--jobs, the same on every command that transfers."""
     p.add_argument("-j", "--jobs", type=_jobs, default=defaults.JOBS, metavar="N",
-                   help=f"parallel blob transfers (default: {defaults.JOBS}, two per core, 4 to 8)")
+                   help=f"parallel transfers of big blobs (default: {defaults.JOBS}, two per core, 4 to 8); "
+                        f"manifests, HEADs and small blobs go {defaults.LATENCY_JOBS_PER_JOB}x as wide")
 
 
 def connection_flags(p: argparse.ArgumentParser) -> None:

@@ -249,12 +249,18 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
     transfers not yet started are dropped and copy raises the gate's error: nothing is tagged.
 
     `known_platforms` is passed to `resolve`.
+
+    `jobs` bounds the transfers of big blobs, which cost CPU (every byte is hashed) and bandwidth. What
+    waits on round trips instead (resolving, HEADs, mounts, manifests, small blobs) runs
+    LATENCY_JOBS_PER_JOB times as wide, in a pool of its own, so that far from a registry hundreds of
+    small requests do not queue behind four layers.
     """
     started = time.monotonic()
     result = CopyResult()
-    with (ThreadPoolExecutor(max(1, jobs)) as pool, ThreadPoolExecutor(1) as gate_pool,
-          ThreadPoolExecutor(max(1, jobs)) as manifest_pool):
-        result.resolved = list(pool.map(lambda it: resolve(source, it, known_platforms), items))
+    jobs = max(1, jobs)
+    with (ThreadPoolExecutor(jobs) as pool, ThreadPoolExecutor(1) as gate_pool,
+          ThreadPoolExecutor(jobs * defaults.LATENCY_JOBS_PER_JOB) as near_pool):
+        result.resolved = list(near_pool.map(lambda it: resolve(source, it, known_platforms), items))
 
         # An artifact whose top manifest the target already holds is complete there (registries refuse
         # manifests whose blobs are missing), so only its tag is pushed again; where the tag already names
@@ -272,7 +278,7 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
                         r.present = target.has_manifest(dst, r.top.descriptor)
                 except MirrorError:
                     r.present = r.tagged = False
-        list(pool.map(check_present, result.resolved))
+        list(near_pool.map(check_present, result.resolved))
 
         tasks: dict[str, _BlobTask] = {}
         owners: dict[str, list[Resolved]] = {}
@@ -364,7 +370,7 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
 
         def flush() -> None:
             if held and gate_passed():
-                pushes.extend(manifest_pool.submit(push_manifests, h) for h in held)
+                pushes.extend(near_pool.submit(push_manifests, h) for h in held)
                 held.clear()
 
         def ready(r: Resolved) -> None:
@@ -376,7 +382,8 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
                 ready(r)
         # Submitted in digest order: stores that lay blobs out by digest (the bundle) then fill their output
         # front to back, which lets them checksum it while the copy still runs.
-        running = [pool.submit(run_blob, tasks[d]) for d in sorted(tasks)]
+        running = [(pool if tasks[d].desc.size >= defaults.SMALL_BLOB else near_pool).submit(run_blob, tasks[d])
+                   for d in sorted(tasks)]
         try:
             for done in as_completed(running):
                 kind, digest, nbytes, mounted, err = done.result()

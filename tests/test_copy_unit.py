@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from mirror import defaults
 from mirror.copy import CopyItem, copy, filter_index, resolve
 from mirror.digest import sha256_digest
 from mirror.errors import MirrorError, PartError
@@ -186,3 +187,60 @@ def test_filtering_keeps_the_attestations_of_the_chosen_images_only() -> None:
 def test_an_index_without_platforms_is_not_filtered() -> None:
     index = _index([_entry(1, None), _entry(2, None)])            # e.g. an index of artifacts
     assert filter_index(index, ["linux/amd64"]) == (index, [])
+
+
+# -- how wide each kind of work runs ---------------------------------------------------------------------
+
+class Rendezvous:
+    """Calls wait (up to `wait` s) until `n` are in flight at once; once that happened, or a wait timed out,
+    nobody waits any more. Records the peak."""
+
+    def __init__(self, n: int, wait: float = 10.0) -> None:
+        self.n, self.wait, self.now, self.peak = n, wait, 0, 0
+        self.lock = threading.Lock()
+        self.met = threading.Event()
+        self.gave_up = False
+
+    def __enter__(self) -> None:
+        with self.lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+            if self.now >= self.n:
+                self.met.set()
+        if not self.gave_up and not self.met.wait(self.wait):
+            self.gave_up = True
+
+    def __exit__(self, *exc: object) -> None:
+        with self.lock:
+            self.now -= 1
+
+
+def test_round_trips_run_wider_than_big_transfers() -> None:
+    """-j bounds the transfers of big blobs (CPU and bandwidth); resolving and small blobs, which wait on
+    round trips, run LATENCY_JOBS_PER_JOB times as wide. Far from a registry that is most of the time."""
+    width = defaults.LATENCY_JOBS_PER_JOB
+    resolving, small, big = Rendezvous(width), Rendezvous(width), Rendezvous(2, wait=0.3)
+
+    class Far(MemoryStore):
+        def get_manifest(self, ref: Reference) -> Manifest:
+            with resolving:
+                return super().get_manifest(ref)
+
+    class Target(MemoryStore):
+        def put_blob(self, repo: str, desc: Descriptor, chunks: Iterable[bytes]) -> None:
+            with big if desc.size >= defaults.SMALL_BLOB else small:
+                super().put_blob(repo, desc, chunks)
+
+    src, items = make_source(2 * width, Far("source"))
+    for i in range(3):                                            # three artifacts with a big layer
+        ref = parse(f"example.com/big{i}:v1")
+        layer = src.put_bytes(bytes([i]) * defaults.SMALL_BLOB, "application/vnd.oci.image.layer.v1.tar+gzip")
+        cfg = src.put_bytes(b"{}", "application/vnd.oci.image.config.v1+json")
+        data = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": cfg.to_json(),
+                           "layers": [layer.to_json()]}).encode()
+        src.add_manifest(ref.name, ref.tag, Manifest(data, OCI_MANIFEST, src.put_bytes(data).digest))
+        items.append(CopyItem(ref, parse(f"mirror.local/base/{ref.name}:v1")))
+    result = copy(src, Target("target"), items, jobs=1)
+    assert not result.failed
+    assert resolving.met.is_set() and small.met.is_set(), (resolving.peak, small.peak)
+    assert big.peak == 1, "more big transfers at once than -j"
