@@ -11,6 +11,10 @@ The whole suite runs once per registry implementation (BENCH_REGISTRIES, default
 `debian` (Debian's docker-registry, distribution 2.8 built with Go 1.19, whose sha256 predates Go's
 SHA-NI code: on import it spends about 5 CPU-seconds per GB ingesting, which caps any client here).
 Both tools always face the same registry binary in a comparison.
+
+far: the same export and import, of a smaller set (BENCH_FAR_BYTES, default 40 MB, the same 32 artifacts),
+with source and target behind scripts/delay_proxy.py, which adds BENCH_FAR_RTT_MS (default 50) of round
+trip: what a registry across a WAN costs in waiting rather than bandwidth. BENCH_FAR_RTT_MS=0 skips it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from mirror.reference import parse
 
@@ -39,6 +44,8 @@ STORAGE = os.environ.get("BENCH_STORAGE", "disk")
 TMPFS_DIRS: list[Path] = []
 REGISTRY_BINARIES = {"distribution3": str(REPO / ".cache/bin/distribution"), "debian": "docker-registry"}
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+FAR_BYTES = int(os.environ.get("BENCH_FAR_BYTES", "40000000"))
+FAR_RTT_MS = float(os.environ.get("BENCH_FAR_RTT_MS", "50"))
 ACCEPT = ", ".join(["application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
                     "application/vnd.docker.distribution.manifest.v2+json",
                     "application/vnd.docker.distribution.manifest.list.v2+json"])
@@ -100,6 +107,60 @@ def timed_many(cmds: list[list[str]]) -> tuple[float, int]:
     return time.monotonic() - t0, peak
 
 
+def build_and_seed(work: Path, name: str, src: str, scale: int) -> tuple[Path, list[str], Path]:
+    """Build the bench content (child processes: this process stays small, so the peak RSS that wait4()
+    reports for the timed children, whose pre-exec pages are this process's, is theirs), seed it into the
+    registry at `src`, write a content file whose every host is reached at `src`."""
+    layout = work / name
+    py = sys.executable
+    built = subprocess.run([py, "-m", "mirror.sample", "build", str(layout), "--profile", "bench",
+                            "--scale-bytes", str(scale)], capture_output=True, text=True)
+    if built.returncode:
+        raise SystemExit(f"bench: building the content failed:\n{built.stderr}")
+    refs = built.stdout.split()
+    subprocess.run([py, "-m", "mirror.sample", "seed", str(layout), "--to", f"http://{src}"], check=True,
+                   stdout=subprocess.DEVNULL)
+    return layout, refs, write_content(work / f"{name}.yaml", src, refs)
+
+
+def write_content(path: Path, src: str, refs: list[str]) -> Path:
+    hosts = sorted({parse(r).registry for r in refs})
+    path.write_text("apiVersion: airgap-mirror/v1\nkind: Content\nregistries:\n"
+                    + "".join(f"  {h}: {{endpoint: 'http://{src}'}}\n" for h in hosts)
+                    + "images:\n" + "".join(f"  - {r}\n" for r in refs))
+    return path
+
+
+def skopeo_export(src: str, refs: list[str], out: Path) -> list[list[str]]:
+    """skopeo's export: one `skopeo copy --all` per tag into one OCI layout."""
+    return [["skopeo", "copy", "-q", "--all", "--preserve-digests", "--src-tls-verify=false",
+             f"docker://{src}/{parse(r).repository}:{parse(r).tag}", f"oci:{out}:{r}"] for r in refs]
+
+
+def skopeo_tree(src: str, refs: list[str], tree: Path) -> None:
+    """skopeo's import input: a dir tree <host>/<repo>:<tag> (prepared, not timed)."""
+    for r in refs:
+        ref = parse(r)
+        dest = tree / ref.registry / f"{ref.repository}:{ref.tag}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        # from the source registry: skopeo cannot read Docker v2 types back out of an OCI layout
+        subprocess.run(["skopeo", "copy", "-q", "--all", "--preserve-digests", "--src-tls-verify=false",
+                        f"docker://{src}/{ref.repository}:{ref.tag}", f"dir:{dest}"], check=True)
+
+
+def skopeo_import(tree: Path, dst: str) -> list[str]:
+    return ["skopeo", "sync", "--all", "--preserve-digests", "--scoped", "--src", "dir", "--dest", "docker",
+            "--dest-tls-verify=false", str(tree), f"{dst}/airgap-images"]
+
+
+def start_delay(target: str) -> tuple[str, subprocess.Popen[str]]:
+    """scripts/delay_proxy.py in front of `target`, adding FAR_RTT_MS of round trip."""
+    p = subprocess.Popen([sys.executable, str(REPO / "scripts" / "delay_proxy.py"), target,
+                          str(FAR_RTT_MS / 2000)], stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    return f"127.0.0.1:{p.stdout.readline().strip()}", p
+
+
 def main() -> int:
     # the tool's per-user cache (bundles `verify` found intact) stays out of ~/.cache and out of the timings
     cache = os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="airgap-bench-cache.")
@@ -109,9 +170,12 @@ def main() -> int:
         shutil.rmtree(cache, ignore_errors=True)
 
 
+KINDS: list[str] = []
+
+
 def run_all() -> int:
     wanted = os.environ.get("BENCH_REGISTRIES", "distribution3 debian").split()
-    kinds = [k for k in wanted if shutil.which(REGISTRY_BINARIES.get(k, ""))]
+    kinds = KINDS[:] = [k for k in wanted if shutil.which(REGISTRY_BINARIES.get(k, ""))]
     if not kinds:
         raise SystemExit(f"bench: none of the registries {wanted} is installed (run scripts/install-deps)")
     for k in set(wanted) - set(kinds):
@@ -136,24 +200,9 @@ def suite(kind: str) -> None:
     try:
         src, p1 = start_registry(work, "source", binary)
         procs = [p1]
-        layout = work / "layout"
         t0 = time.monotonic()
-        # Built and seeded in child processes: this process stays small, so the peak RSS that wait4()
-        # reports for the timed children (whose pre-exec pages are this process's) is theirs.
-        py = sys.executable
-        built = subprocess.run([py, "-m", "mirror.sample", "build", str(layout), "--profile", "bench",
-                                "--scale-bytes", str(BYTES)], capture_output=True, text=True)
-        if built.returncode:
-            raise SystemExit(f"bench: building the content failed:\n{built.stderr}")
-        refs = built.stdout.split()
-        print(f"built {len(refs)} artifacts in {time.monotonic() - t0:.0f}s; seeding {src}", flush=True)
-        subprocess.run([py, "-m", "mirror.sample", "seed", str(layout), "--to", f"http://{src}"], check=True,
-                       stdout=subprocess.DEVNULL)
-        hosts = sorted({parse(r).registry for r in refs})
-        content = work / "content.yaml"
-        content.write_text("apiVersion: airgap-mirror/v1\nkind: Content\nregistries:\n"
-                           + "".join(f"  {h}: {{endpoint: 'http://{src}'}}\n" for h in hosts)
-                           + "images:\n" + "".join(f"  - {r}\n" for r in refs))
+        layout, refs, content = build_and_seed(work, "layout", src, BYTES)
+        print(f"built and seeded {len(refs)} artifacts in {time.monotonic() - t0:.0f}s ({src})", flush=True)
         unique = sum(p.stat().st_size for p in (layout / "blobs" / "sha256").iterdir())
         am = str(REPO / ".venv/bin/airgap-mirror")
 
@@ -176,9 +225,7 @@ def suite(kind: str) -> None:
             exp.append(timed([am, "export", "-f", str(content), "-o", str(bundle), *jobs,
                               "--split-size", "4G"], stdout=subprocess.DEVNULL))
             prepare_step()
-            sk_exp.append(timed_many([
-                ["skopeo", "copy", "-q", "--all", "--preserve-digests", "--src-tls-verify=false",
-                 f"docker://{src}/{parse(r).repository}:{parse(r).tag}", f"oci:{sk_layout}:{r}"] for r in refs]))
+            sk_exp.append(timed_many(skopeo_export(src, refs, sk_layout)))
             print(f"export run {i + 1}: airgap-mirror {exp[-1][0]:.1f} s, skopeo {sk_exp[-1][0]:.1f} s", flush=True)
         info = json.loads((bundle / "bundle.json").read_text())
         bundle_bytes = sum(p["size"] for p in info["parts"])
@@ -186,15 +233,8 @@ def suite(kind: str) -> None:
         shutil.rmtree(sk_layout, ignore_errors=True)
 
         # -- import ----------------------------------------------------------------------------------
-        # skopeo's input: a dir tree <host>/<repo>:<tag> (prepared, not timed), synced with --scoped.
         tree = work / "skopeo-dir"
-        for r in refs:
-            ref = parse(r)
-            dest = tree / ref.registry / f"{ref.repository}:{ref.tag}"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            # from the source registry: skopeo cannot read Docker v2 types back out of an OCI layout
-            subprocess.run(["skopeo", "copy", "-q", "--all", "--preserve-digests", "--src-tls-verify=false",
-                            f"docker://{src}/{ref.repository}:{ref.tag}", f"dir:{dest}"], check=True)
+        skopeo_tree(src, refs, tree)
         imp: list[tuple[float, int]] = []
         sk_imp: list[tuple[float, int]] = []
         t_imp2 = 0.0
@@ -214,9 +254,7 @@ def suite(kind: str) -> None:
                         f"http://{dst_a}/v2/airgap-images/{probe.registry}/{probe.repository}/manifests/{probe.tag}",
                         method="HEAD", headers={"Accept": ACCEPT}))
                 prepare_step()
-                sk_imp.append(timed(["skopeo", "sync", "--all", "--preserve-digests", "--scoped",
-                                     "--src", "dir", "--dest", "docker", "--dest-tls-verify=false",
-                                     str(tree), f"{dst_s}/airgap-images"], stdout=subprocess.DEVNULL,
+                sk_imp.append(timed(skopeo_import(tree, dst_s), stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL))
                 print(f"import run {i + 1}: airgap-mirror {imp[-1][0]:.1f} s, skopeo {sk_imp[-1][0]:.1f} s",
                       flush=True)
@@ -284,6 +322,8 @@ def suite(kind: str) -> None:
             print(f"| the target's own ingest limit: `crane push` of the same blobs (Go, no hashing, sendfile) "
                   f"| {t_ceiling:.1f} s = {t_sk_imp / t_ceiling:.2f}x skopeo's import | 3x needs "
                   f"{t_sk_imp / 3:.1f} s |")
+        if FAR_RTT_MS and kind == KINDS[0]:
+            far(work, binary, jobs)
         extra = REPO / "scripts" / "bench-delta"
         if extra.exists():
             env = dict(os.environ, BENCH_SOURCE=src, BENCH_JOBS=JOBS, BENCH_CONTENT=str(content), BENCH_WORK=str(work),
@@ -294,6 +334,53 @@ def suite(kind: str) -> None:
         for p in procs:
             p.terminate()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def far(work: Path, binary: str, jobs: list[str]) -> None:
+    """Export and import of a small set with source and target FAR_RTT_MS of round trip away."""
+    far_dir = work / "far"
+    procs: list[subprocess.Popen[Any]] = []
+    try:
+        src, p = start_registry(far_dir, "source", binary)
+        procs.append(p)
+        layout, refs, _ = build_and_seed(far_dir, "layout", src, FAR_BYTES)
+        src_far, p = start_delay(src)
+        procs.append(p)
+        content = write_content(far_dir / "far.yaml", src_far, refs)
+        unique = sum(f.stat().st_size for f in (layout / "blobs" / "sha256").iterdir())
+        am = str(REPO / ".venv/bin/airgap-mirror")
+        bundle = far_dir / "bundle"
+        clear_skopeo_cache()
+        t_exp, _ = timed([am, "export", "-f", str(content), "-o", str(bundle), *jobs], stdout=subprocess.DEVNULL)
+        clear_skopeo_cache()
+        t_sk_exp, _ = timed_many(skopeo_export(src_far, refs, far_dir / "skopeo-oci"))
+        tree = far_dir / "skopeo-dir"
+        skopeo_tree(src, refs, tree)
+        targets = []
+        for name in ("target-airgap", "target-skopeo"):
+            dst, p = start_registry(far_dir, name, binary)
+            procs.append(p)
+            dst_far, p = start_delay(dst)
+            procs.append(p)
+            targets.append(dst_far)
+        clear_skopeo_cache()
+        t_imp, _ = timed([am, "import", str(bundle), "--to", f"{targets[0]}/airgap-images", "--plain-http",
+                          *jobs], stdout=subprocess.DEVNULL)
+        t_imp2, _ = timed([am, "import", str(bundle), "--to", f"{targets[0]}/airgap-images", "--plain-http",
+                           *jobs], stdout=subprocess.DEVNULL)
+        clear_skopeo_cache()
+        t_sk_imp, _ = timed(skopeo_import(tree, targets[1]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        print(f"\nfar registries: {len(refs)} artifacts, {unique / 1e6:.0f} MB, source and target each "
+              f"{FAR_RTT_MS:.0f} ms of round trip away (scripts/delay_proxy.py; bandwidth not limited); one run\n")
+        print("| step | airgap-mirror | skopeo | speed-up |\n|---|---|---|---|")
+        print(f"| export | {t_exp:.1f} s | {t_sk_exp:.1f} s | **{t_sk_exp / t_exp:.2f}x** |")
+        print(f"| import | {t_imp:.1f} s | {t_sk_imp:.1f} s | **{t_sk_imp / t_imp:.2f}x** |")
+        print(f"| second import of the same bundle | {t_imp2:.1f} s | | |")
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait()
+        shutil.rmtree(far_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
