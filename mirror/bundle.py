@@ -738,7 +738,8 @@ class BundleReader:
         if e is None:
             raise NotFoundError(f"blob {digest} is not in this bundle", where=self.label,
                                 hint="it belongs to the bundle this delta depends on")
-        return io.BufferedReader(_RangeReader(self.dir, self.info, e.offset, e.length), defaults.CHUNK_SIZE)
+        return io.BufferedReader(_RangeReader(self.dir, self.info, e.offset, e.length),
+                                 max(1, min(defaults.CHUNK_SIZE, e.length)))
 
     @contextmanager
     def open_blob(self, repo: str, desc: Descriptor) -> Iterator[Iterator[bytes]]:
@@ -757,7 +758,7 @@ class BundleReader:
             finally:
                 rng.close()
         raw = self.raw_frame(desc.digest)
-        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_size=defaults.CHUNK_SIZE)
+        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_size=max(1, min(defaults.CHUNK_SIZE, e.length)))
         try:
             yield _data_chunks(reader, e.size, self.label, desc.digest)
         finally:
@@ -816,7 +817,8 @@ def _raw_chunks(rng: _RangeReader, size: int, where: str, digest: str) -> Iterat
     total = end + padding(size)
     tar_head = tar_header(blob_member(digest), size)
     nblocks = max(1, -(-total // RAW_BLOCK))
-    view = memoryview(bytearray(_RAW_GROUP * (3 + RAW_BLOCK)))
+    # as big as the frame, up to a group: a config of 2 KB does not hold 1 MiB while it is read
+    view = memoryview(bytearray(min(_RAW_GROUP, nblocks) * 3 + min(_RAW_GROUP * RAW_BLOCK, total)))
     for first in range(0, nblocks, _RAW_GROUP):
         blocks = []                                    # (offset in the buffer, member offset, length, last)
         at = 0
