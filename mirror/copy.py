@@ -258,8 +258,10 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
     started = time.monotonic()
     result = CopyResult()
     jobs = max(1, jobs)
+    wide = jobs * defaults.LATENCY_JOBS_PER_JOB
+    # manifests have a pool of their own: a finished artifact's tag never queues behind small blobs
     with (ThreadPoolExecutor(jobs) as pool, ThreadPoolExecutor(1) as gate_pool,
-          ThreadPoolExecutor(jobs * defaults.LATENCY_JOBS_PER_JOB) as near_pool):
+          ThreadPoolExecutor(wide) as near_pool, ThreadPoolExecutor(wide) as manifest_pool):
         result.resolved = list(near_pool.map(lambda it: resolve(source, it, known_platforms), items))
 
         # An artifact whose top manifest the target already holds is complete there (registries refuse
@@ -370,7 +372,7 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
 
         def flush() -> None:
             if held and gate_passed():
-                pushes.extend(near_pool.submit(push_manifests, h) for h in held)
+                pushes.extend(manifest_pool.submit(push_manifests, h) for h in held)
                 held.clear()
 
         def ready(r: Resolved) -> None:

@@ -146,6 +146,18 @@ def test_each_artifact_is_tagged_once_its_own_blobs_are_in_not_after_every_blob(
         "artifacts not waiting for the slow blob were held back until it was in"
 
 
+def test_tags_do_not_queue_behind_small_blobs() -> None:
+    """Small blobs share a pool; the tags of finished artifacts have their own and go up meanwhile."""
+    src, items = make_source(24)
+    dst = RecordingStore()
+    dst.slow = dict.fromkeys(src.blobs, 0.03)
+    result = copy(src, dst, items, jobs=1)              # 48 small blobs, 30 ms each, 4 at a time
+    assert not result.failed
+    first_tag = min(t for kind, _, t in dst.log if kind == "manifest")
+    blobs_before = sum(kind == "blob" and t < first_tag for kind, _, t in dst.log)
+    assert blobs_before < 24, f"the first tag waited for {blobs_before} of 48 blobs"
+
+
 # -- platform filtering of an index ---------------------------------------------------------------------
 
 def _entry(n: int, platform: dict[str, str] | None, annotations: dict[str, str] | None = None) -> dict[str, Any]:
