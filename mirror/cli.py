@@ -64,12 +64,12 @@ def _summary(verb: str, result: CopyResult) -> str:
             f"{mb:.1f} MB in {result.seconds:.1f}s ({rate:.1f} MB/s)")
 
 
-def _report_failures(result: CopyResult, side: str) -> None:
+def _report_failures(result: CopyResult, side: str, left: str) -> None:
     for r in result.failed:
         print(f"error: {r.item.source}: {r.error}", file=sys.stderr)
     if result.failed:
         raise MirrorError(f"{len(result.failed)} of {len(result.resolved)} artifacts failed", where=side,
-                          hint="nothing incomplete was tagged; fix the cause and rerun (finished work is reused)")
+                          hint=f"{left}; fix the cause and rerun (finished work is reused)")
 
 
 # -- export ---------------------------------------------------------------------------------------------
@@ -146,7 +146,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         bars.close()
         http.close()
     try:
-        _report_failures(result, "export")
+        _report_failures(result, "export", "no bundle was written")
         external = sorted({d for r in result.ok for d in r.contents} & baseline.blobs)
         info = writer.finalize([artifact_record(r) for r in result.ok], depends_on=baseline.depends_on,
                                external_blobs=external)
@@ -346,7 +346,7 @@ def _import_one(args: argparse.Namespace, bundle_dir: Path, host: str, base: str
     receipt.blobs = sorted(set(receipt.blobs) | {d for r in result.ok for d in r.contents})
     if args.receipt:
         receipt.save(args.receipt)      # keep what landed even if a later bundle fails
-    _report_failures(result, f"import into {host}")
+    _report_failures(result, f"import into {host}", "nothing incomplete was tagged")
 
 
 # -- wiring ---------------------------------------------------------------------------------------------

@@ -71,7 +71,7 @@ def copy_bundle(world: dict[str, Any], tmp_path: Path) -> Path:
 def test_unknown_image_or_tag(world: dict[str, Any], tmp_path: Path, image: str, fragment: str) -> None:
     content = flow.write_content(tmp_path / "c.yaml", world["source"], ["ghcr.io/example/tool:v1", image])
     res = flow.run_cli(["export", "-f", str(content), "-o", str(tmp_path / "out")])
-    one_line_error(res, "1 of 2 artifacts failed", hint="rerun")
+    one_line_error(res, "1 of 2 artifacts failed", hint="no bundle was written")
     detail = [ln for ln in res.err_lines if ln.startswith(f"error: {fragment}")]
     assert len(detail) == 1, res.err
     assert "not found" in detail[0] and "exist in the source" in detail[0]
