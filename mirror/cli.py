@@ -17,7 +17,7 @@ from .bundle import BundleInfo, BundleReader, BundleWriter, check_parts, parse_s
 from .content import Content, load
 from .copy import CopyItem, CopyResult, copy
 from .delta import Baseline, load_baseline
-from .errors import MirrorError, PartError, UsageError, has_userinfo
+from .errors import MirrorError, PartError, RedactingFilter, UsageError, has_userinfo
 from .http import HostSettings, Http
 from .progress import Event
 from .receipt import ImportedArtifact, Receipt, Target, palette_mirror_string
@@ -436,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2), format="%(levelname)s %(message)s",
                         stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
     try:
         return int(args.func(args) or 0)
     except MirrorError as e:

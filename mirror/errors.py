@@ -5,15 +5,33 @@ Messages never contain credentials: URLs are passed through `redact` before they
 
 from __future__ import annotations
 
+import logging
 import re
 
 _USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.I)
-_SECRET_QUERY = re.compile(r"(?i)((?:password|token|secret|access_token|x-amz-[a-z-]+)=)[^&\s]+")
+# Query values that are credentials: passwords and tokens, and the signatures of the pre-signed URLs that
+# registries redirect blob downloads to (S3 for ECR, Cloud Storage for GCR/Artifact Registry, Azure SAS for
+# ACR, Cloudflare's `verify` for Docker Hub). A name only counts after `?`, `&`, `;`, a space or the start.
+_SECRET_QUERY = re.compile(
+    r"(?i)((?:^|(?<=[?&;\s]))(?:password|passwd|token|secret|access_token|refresh_token|signature|sig|verify|"
+    r"credential|googleaccessid|awsaccesskeyid|x-amz-[a-z-]+|x-goog-[a-z-]+)=)[^&\s\"']+")
 
 
 def redact(text: str) -> str:
     """Remove user:password@ from URLs and secret-looking query values."""
     return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub(r"\g<scheme>***@", text))
+
+
+class RedactingFilter(logging.Filter):
+    """Passes every log record through `redact`: httpx logs each request's full URL at INFO (`-v`), and
+    the URL of a redirected blob download carries its signature."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
 
 
 def has_userinfo(address: str) -> bool:

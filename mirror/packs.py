@@ -490,7 +490,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         result = copy(built.store, target, [item], jobs=args.jobs)
     finally:
         http.close()
-    cli._report_failures(result, f"push to {host}")
+    cli._report_failures(result, f"push to {host}", "nothing incomplete was tagged")
     print(f"pushed {dst}@{built.manifest.digest}")
     return 0
 

@@ -4,10 +4,13 @@ no partial tag in the target. Real registries on loopback; nothing here waits fo
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
 import shutil
 import socket
 import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -312,3 +315,42 @@ def test_bad_since_or_split_size_creates_no_output(world: dict[str, Any], tmp_pa
 def test_missing_bundle_directory_is_named_as_missing(tmp_path: Path) -> None:
     res = flow.run_cli(["verify", str(tmp_path / "nowhere")])
     assert res.code != 0 and "no such directory" in res.err
+
+
+# -- credentials in verbose logs -------------------------------------------------------------------------
+
+def test_verbose_log_redacts_signed_redirect_urls(tmp_path: Path) -> None:
+    """Registries redirect blob (and some manifest) downloads to pre-signed URLs, whose query is a
+    credential; httpx logs every request's full URL at INFO, which `-v` shows."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.startswith("/v2/library/app/manifests/"):
+                port = self.server.server_address[1]
+                self.send_response(307)
+                self.send_header("Location", f"http://127.0.0.1:{port}/signed?X-Amz-Credential=AKIASECRET"
+                                             "&X-Amz-Signature=SIGSECRET&sig=AZSECRET")
+            else:
+                self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        content = tmp_path / "c.yaml"
+        content.write_text("apiVersion: airgap-mirror/v1\nkind: Content\nregistries:\n"
+                           f"  docker.io: {{endpoint: 'http://127.0.0.1:{server.server_address[1]}'}}\n"
+                           "images: [library/app:v1]\n")
+        res = subprocess.run([sys.executable, "-c", "import sys; from mirror.cli import main; sys.exit(main())",
+                              "-v", "export", "-f", str(content), "-o", str(tmp_path / "out")],
+                             capture_output=True, text=True, timeout=120)
+    finally:
+        server.shutdown()
+    assert res.returncode == 1
+    assert "X-Amz-Signature=***" in res.stderr, res.stderr             # the redirect was logged, redacted
+    for secret in ("AKIASECRET", "SIGSECRET", "AZSECRET"):
+        assert secret not in res.stderr + res.stdout

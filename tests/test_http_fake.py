@@ -321,6 +321,16 @@ def test_redact() -> None:
         "GET https://reg.test/token?service=x&password=***&scope=y"
     assert "abc123" not in redact("https://s3.test/b?X-Amz-Signature=abc123&access_token=abc123")
     assert redact("plain text") == "plain text"
+    # the pre-signed URLs registries redirect downloads to: S3 (ECR), Cloud Storage (GCR), Azure SAS (ACR),
+    # Cloudflare (Docker Hub)
+    for url, secret in [("https://s3.test/b?X-Amz-Credential=AKIA1&X-Amz-Security-Token=t0k", ("AKIA1", "t0k")),
+                        ("https://gcs.test/b?GoogleAccessId=svc1&Expires=9&Signature=s1g", ("svc1", "s1g")),
+                        ("https://acr.test/b?sv=2020&sig=az1&sp=r", ("az1",)),
+                        ("https://cf.test/b?verify=1700-abc", ("1700-abc",))]:
+        clean = redact(url)
+        assert not any(s in clean for s in secret), clean
+    assert redact("https://gcs.test/b?Expires=9&sp=r") == "https://gcs.test/b?Expires=9&sp=r"
+    assert redact("config=1 designsig=2") == "config=1 designsig=2"      # names count only where they start
 
 
 def test_credentials_never_in_error_messages() -> None:
