@@ -258,7 +258,7 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
     started = time.monotonic()
     result = CopyResult()
     jobs = max(1, jobs)
-    wide = jobs * defaults.LATENCY_JOBS_PER_JOB
+    wide = defaults.latency_jobs(jobs)
     # manifests have a pool of their own: a finished artifact's tag never queues behind small blobs
     with (ThreadPoolExecutor(jobs) as pool, ThreadPoolExecutor(1) as gate_pool,
           ThreadPoolExecutor(wide) as near_pool, ThreadPoolExecutor(wide) as manifest_pool):

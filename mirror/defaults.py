@@ -15,6 +15,12 @@ JOBS = max(4, min(8, 2 * (os.cpu_count() or 2)))
 # artifacts (131 blobs, 40 MB) took 2.3 s with everything at 4 and 1.1 s at 16.
 LATENCY_JOBS_PER_JOB = 4
 SMALL_BLOB = 1 << 20                  # blobs below this are latency-bound: they go with the requests above
+
+
+def latency_jobs(jobs: int) -> int:
+    """How many requests that only wait on round trips run at once, for -j `jobs`."""
+    return max(1, jobs) * LATENCY_JOBS_PER_JOB
+
 CHUNK_SIZE = 1 << 20                  # streaming read/write unit (1 MiB)
 HTTP_READ_SIZE = 1 << 20              # socket read size for HTTP/1.1 bodies (httpcore's default: 64 KiB)
 # Bodies this big are read past h11 (mirror.http._direct_body); their connection is then closed, and over

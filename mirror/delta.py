@@ -135,7 +135,7 @@ def check_dependencies(reader: BundleReader, target: RegistryStore, items: list[
     def head(key: tuple[str, str]) -> tuple[tuple[str, str], bool]:
         return key, target.has_blob(key[0], Descriptor("", key[1], 0))
 
-    with ThreadPoolExecutor(max(1, jobs)) as pool:
+    with ThreadPoolExecutor(defaults.latency_jobs(jobs)) as pool:      # HEADs only: round trips
         present = dict(pool.map(head, need))
         holders: dict[str, str] = {}                    # digest -> a repository that has it
         for (repo, d), ok in present.items():
@@ -251,7 +251,7 @@ def take_inventory(store: RegistryStore, base: str, *, jobs: int = defaults.JOBS
             tags[tag] = walk(Reference(store.host, repo, tag))
         return repo, {"tags": tags, "manifests": sorted(manifests), "blobs": dict(sorted(blobs.items()))}
 
-    with ThreadPoolExecutor(max(1, jobs)) as pool:
+    with ThreadPoolExecutor(defaults.latency_jobs(jobs)) as pool:      # listings and manifests: round trips
         listing = dict(pool.map(one, repos))
     sizes: dict[str, int] = {}
     for r in listing.values():
