@@ -82,6 +82,8 @@ def test_gate_runs_beside_transfers_and_manifests_wait_for_it() -> None:
 def test_failing_gate_tags_nothing_and_stops_transfers() -> None:
     src, items = make_source(12)
     dst = RecordingStore()
+    # 24 small blobs go 8 at a time (2 x latency_jobs): 50 ms each leaves the failing gate 150 ms to be seen
+    dst.slow = dict.fromkeys(src.blobs, 0.05)
 
     def gate() -> None:
         raise PartError("part c.tar.zst.001 is damaged")
