@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,10 +123,12 @@ def filter_index(manifest: Manifest, platforms: list[str]) -> tuple[Manifest, li
     return Manifest(data, mt, sha256_digest(data)), kept
 
 
-def resolve(source: Store, item: CopyItem, known_platforms: Mapping[str, list[str]] | None = None) -> Resolved:
+def resolve(source: Store, item: CopyItem, known_platforms: Mapping[str, list[str]] | None = None,
+            fetcher: Executor | None = None) -> Resolved:
     """The artifact's manifests, blobs and platforms. `known_platforms` (image manifest digest -> platforms,
     from a delta's baseline) spares the config fetch an image's platform otherwise costs: a manifest digest
-    fixes its config, so what the baseline recorded still holds."""
+    fixes its config, so what the baseline recorded still holds. With a `fetcher`, an index's children are
+    fetched at once (one round trip for all of them, not one each); it must not be the caller's own pool."""
     r = Resolved(item)
     try:
         top = source.get_manifest(item.source)
@@ -143,11 +145,14 @@ def resolve(source: Store, item: CopyItem, known_platforms: Mapping[str, list[st
             if r.artifact_type is None and not is_index(mt):
                 r.artifact_type = artifact_type(doc)
             kids, blobs = children(mt, doc)
-            for kid in kids:
-                if kid.digest in seen_manifests:
-                    continue
-                seen_manifests.add(kid.digest)
-                child = source.get_manifest(item.source.with_digest(kid.digest))
+            kids = list({k.digest: k for k in kids if k.digest not in seen_manifests}.values())
+            seen_manifests.update(k.digest for k in kids)
+
+            def get(kid: Descriptor) -> Manifest:
+                return source.get_manifest(item.source.with_digest(kid.digest))
+
+            got = fetcher.map(get, kids) if fetcher is not None and len(kids) > 1 else map(get, kids)
+            for kid, child in zip(kids, got, strict=True):
                 if child.digest != kid.digest:
                     raise DigestMismatchError(f"child manifest hashes to {child.digest}, not {kid.digest}",
                                               where=source.label)
@@ -262,7 +267,9 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
     # manifests have a pool of their own: a finished artifact's tag never queues behind small blobs
     with (ThreadPoolExecutor(jobs) as pool, ThreadPoolExecutor(1) as gate_pool,
           ThreadPoolExecutor(wide) as near_pool, ThreadPoolExecutor(wide) as manifest_pool):
-        result.resolved = list(near_pool.map(lambda it: resolve(source, it, known_platforms), items))
+        # an index's children are fetched in the manifest pool, idle until the first tag
+        result.resolved = list(near_pool.map(lambda it: resolve(source, it, known_platforms, manifest_pool),
+                                             items))
 
         # An artifact whose top manifest the target already holds is complete there (registries refuse
         # manifests whose blobs are missing), so only its tag is pushed again; where the tag already names

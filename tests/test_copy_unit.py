@@ -258,3 +258,32 @@ def test_round_trips_run_wider_than_big_transfers() -> None:
     assert not result.failed
     assert resolving.met.is_set() and small.met.is_set(), (resolving.peak, small.peak)
     assert big.peak == 1, "more big transfers at once than -j"
+
+
+def test_an_index_children_are_fetched_at_once() -> None:
+    """Far away, an index of 8 platforms and their 8 attestations cost 16 round trips one after the other;
+    they are fetched together, in the pool tags use later."""
+    arrived = Rendezvous(4, wait=5)
+
+    class Far(MemoryStore):
+        def get_manifest(self, ref: Reference) -> Manifest:
+            if ref.digest:                                  # a child, asked for by digest
+                with arrived:
+                    pass
+            return super().get_manifest(ref)
+
+    src = Far("source")
+    kids = []
+    for arch in ("amd64", "arm64", "386", "s390x"):
+        cfg = src.put_bytes(json.dumps({"architecture": arch, "os": "linux"}).encode(),
+                            "application/vnd.oci.image.config.v1+json")
+        data = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": cfg.to_json(),
+                           "layers": []}).encode()
+        m = Manifest(data, OCI_MANIFEST, sha256_digest(data))
+        src.add_manifest("example.com/app", None, m)
+        kids.append({**m.descriptor.to_json(), "platform": {"os": "linux", "architecture": arch}})
+    ref = parse("example.com/app:v1")
+    src.add_manifest(ref.name, ref.tag, _index(kids))
+    result = copy(src, MemoryStore("target"), [CopyItem(ref, parse("mirror.local/base/app:v1"))], jobs=1)
+    assert not result.failed and len(result.resolved[0].manifests) == 5
+    assert arrived.met.is_set(), f"children fetched {arrived.peak} at a time"
