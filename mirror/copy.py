@@ -264,9 +264,11 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
     result = CopyResult()
     jobs = max(1, jobs)
     wide = defaults.latency_jobs(jobs)
-    # manifests have a pool of their own: a finished artifact's tag never queues behind small blobs
+    # manifests have a pool of their own: a finished artifact's tag never queues behind small blobs; an
+    # index's image manifests go up in another (a task of a pool must not wait on that same pool)
     with (ThreadPoolExecutor(jobs) as pool, ThreadPoolExecutor(1) as gate_pool,
-          ThreadPoolExecutor(wide) as near_pool, ThreadPoolExecutor(wide) as manifest_pool):
+          ThreadPoolExecutor(wide) as near_pool, ThreadPoolExecutor(wide) as manifest_pool,
+          ThreadPoolExecutor(wide) as child_pool):
         # an index's children are fetched in the manifest pool, idle until the first tag
         result.resolved = list(near_pool.map(lambda it: resolve(source, it, known_platforms, manifest_pool),
                                              items))
@@ -357,9 +359,18 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
                 dst = repo_of(target, r.item.target)
                 untagged = Reference(r.item.target.registry, r.item.target.repository)
                 if not r.present:
-                    for m in r.manifests[:-1]:
+                    def put_child(m: Manifest) -> None:
                         if not target.has_manifest(dst, m.descriptor):
                             target.put_manifest(untagged.with_digest(m.digest).with_tag(None), m)
+
+                    # Image manifests name only blobs, which are in: they go up together. Indexes inside
+                    # (rare) follow, children first, as resolve listed them.
+                    kids = r.manifests[:-1]
+                    images = [m for m in kids if not is_index(m.media_type)]
+                    list(child_pool.map(put_child, images) if len(images) > 1 else map(put_child, images))
+                    for m in kids:
+                        if is_index(m.media_type):
+                            put_child(m)
                 tag_ref = r.item.target.with_digest(None) if r.item.target.tag else untagged.with_digest(  # type: ignore[arg-type]
                     r.top.digest).with_tag(None)
                 target.put_manifest(tag_ref, r.top)

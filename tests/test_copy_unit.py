@@ -287,3 +287,65 @@ def test_an_index_children_are_fetched_at_once() -> None:
     result = copy(src, MemoryStore("target"), [CopyItem(ref, parse("mirror.local/base/app:v1"))], jobs=1)
     assert not result.failed and len(result.resolved[0].manifests) == 5
     assert arrived.met.is_set(), f"children fetched {arrived.peak} at a time"
+
+
+def test_an_index_image_manifests_go_up_together_and_before_it() -> None:
+    src = MemoryStore("source")
+    kids = []
+    for arch in ("amd64", "arm64", "386", "s390x"):
+        cfg = src.put_bytes(json.dumps({"architecture": arch, "os": "linux"}).encode(),
+                            "application/vnd.oci.image.config.v1+json")
+        data = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": cfg.to_json(),
+                           "layers": []}).encode()
+        m = Manifest(data, OCI_MANIFEST, sha256_digest(data))
+        src.add_manifest("example.com/app", None, m)
+        kids.append({**m.descriptor.to_json(), "platform": {"os": "linux", "architecture": arch}})
+    ref = parse("example.com/app:v1")
+    src.add_manifest(ref.name, ref.tag, _index(kids))
+    pushed = Rendezvous(4, wait=5)
+    order: list[str] = []
+
+    class Far(RecordingStore):
+        def put_manifest(self, ref: Reference, manifest: Manifest) -> None:
+            if manifest.media_type == OCI_MANIFEST:
+                with pushed:
+                    pass
+            super().put_manifest(ref, manifest)
+            order.append(manifest.media_type)
+
+    result = copy(src, Far(), [CopyItem(ref, parse("mirror.local/base/app:v1"))], jobs=1)
+    assert not result.failed
+    assert pushed.met.is_set(), f"image manifests pushed {pushed.peak} at a time"
+    assert order == [OCI_MANIFEST] * 4 + [OCI_INDEX]                 # the index after everything it names
+
+
+def test_nested_indexes_go_up_after_what_they_name() -> None:
+    """Like a registry, this target refuses an index naming a manifest it does not hold yet."""
+
+    class Strict(MemoryStore):
+        def put_manifest(self, ref: Reference, manifest: Manifest) -> None:
+            doc = json.loads(manifest.data)
+            for child in doc.get("manifests", []):
+                if child["digest"] not in self.media_types:
+                    raise MirrorError(f"manifest blob unknown: {child['digest']}")
+            super().put_manifest(ref, manifest)
+
+    src = MemoryStore("source")
+
+    def image(arch: str) -> dict[str, Any]:
+        cfg = src.put_bytes(json.dumps({"architecture": arch, "os": "linux"}).encode(),
+                            "application/vnd.oci.image.config.v1+json")
+        data = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": cfg.to_json(),
+                           "layers": []}).encode()
+        m = Manifest(data, OCI_MANIFEST, sha256_digest(data))
+        src.add_manifest("example.com/app", None, m)
+        return {**m.descriptor.to_json(), "platform": {"os": "linux", "architecture": arch}}
+
+    inner = _index([image("arm64"), image("386")])
+    src.add_manifest("example.com/app", None, inner)
+    ref = parse("example.com/app:v1")
+    src.add_manifest(ref.name, ref.tag, _index([image("amd64"), {**inner.descriptor.to_json()}]))
+    dst = Strict("target")
+    result = copy(src, dst, [CopyItem(ref, parse("mirror.local/base/app:v1"))], jobs=1)
+    assert not result.failed, result.failed[0].error
+    assert len(result.resolved[0].manifests) == 5
