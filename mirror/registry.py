@@ -246,10 +246,10 @@ class RegistryStore:
         return self._exists(repo, "manifests", desc.digest, {"Accept": ACCEPT})
 
     def tag_digest(self, repo: str, tag: str) -> str | None:
-        """The digest `repo:tag` names now (HEAD), or None when the tag is absent or the registry does
-        not say (Docker-Content-Digest is a SHOULD in the distribution spec)."""
+        """The digest `repo:tag` names now (HEAD); None when the tag is absent; "" when it exists but the
+        registry does not say which digest it names (Docker-Content-Digest is a SHOULD in the spec)."""
         resp = self._head(repo, "manifests", tag, {"Accept": ACCEPT})
-        return resp.headers.get("docker-content-digest") if resp is not None else None
+        return resp.headers.get("docker-content-digest", "") if resp is not None else None
 
     def put_manifest(self, ref: Reference, manifest: Manifest) -> None:
         ident = ref.tag or manifest.digest

@@ -435,6 +435,34 @@ def test_repeated_copy_skips_the_tag_only_when_the_registry_names_its_digest(say
         assert [r.url.path for r in puts] == ["/v2/mirror/team/app/manifests/1"]     # re-tagged, no blobs
 
 
+def test_a_new_artifact_costs_one_manifest_head() -> None:
+    """Where the tag is absent, the manifest is not asked for by digest as well: it is pushed."""
+    from mirror.copy import CopyItem, copy
+    from mirror.store import Manifest, MemoryStore
+
+    digest = "sha256:" + hashlib.sha256(MANIFEST).hexdigest()
+    src = MemoryStore("source")
+    src.add_manifest(f"{HOST}/team/app", "1", Manifest(MANIFEST, OCI_MANIFEST, digest))
+    src.put_bytes(b"{}", "application/vnd.oci.empty.v1+json")          # its config
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.method == "PUT" and "/manifests/" in req.url.path:
+            return httpx.Response(201, headers={"Docker-Content-Digest": digest})
+        if req.method == "POST":
+            return httpx.Response(202, headers={"Location": "/v2/mirror/team/app/blobs/uploads/u"})
+        if req.method == "PUT":
+            return httpx.Response(201)
+        return httpx.Response(404)
+
+    fake = Fake(handler)
+    target = RegistryStore(fake.http(), HOST, role="target")
+    item = CopyItem(parse(f"{HOST}/team/app:1"), parse(f"{HOST}/mirror/team/app:1"))
+    result = copy(src, target, [item], jobs=1)
+    assert not result.failed, result.failed[0].error
+    heads = [r.url.path for r in fake.requests if r.method == "HEAD" and "/manifests/" in r.url.path]
+    assert heads == ["/v2/mirror/team/app/manifests/1"]
+
+
 # -- chunked uploads ---------------------------------------------------------------------------------
 
 class ChunkedTarget:
