@@ -738,8 +738,7 @@ class BundleReader:
         if e is None:
             raise NotFoundError(f"blob {digest} is not in this bundle", where=self.label,
                                 hint="it belongs to the bundle this delta depends on")
-        return io.BufferedReader(_RangeReader(self.dir, self.info, e.offset, e.length),
-                                 max(1, min(defaults.CHUNK_SIZE, e.length)))
+        return io.BufferedReader(_RangeReader(self.dir, self.info, e.offset, e.length), _read_size(e.length))
 
     @contextmanager
     def open_blob(self, repo: str, desc: Descriptor) -> Iterator[Iterator[bytes]]:
@@ -758,7 +757,7 @@ class BundleReader:
             finally:
                 rng.close()
         raw = self.raw_frame(desc.digest)
-        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_size=max(1, min(defaults.CHUNK_SIZE, e.length)))
+        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_size=_read_size(e.length))
         try:
             yield _data_chunks(reader, e.size, self.label, desc.digest)
         finally:
@@ -789,6 +788,11 @@ class BundleReader:
 
     def put_manifest(self, ref: Reference, manifest: Manifest) -> None:
         raise BundleError("bundles are read-only", where=self.label)
+
+
+def _read_size(length: int) -> int:
+    """Read buffers as big as the frame, up to a chunk: a 2 KB config does not hold 1 MiB while it is read."""
+    return max(1, min(defaults.CHUNK_SIZE, length))
 
 
 _RAW_GROUP = 8                  # raw blocks read per pread: 1 MiB of blob per chunk

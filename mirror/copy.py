@@ -103,18 +103,20 @@ def filter_index(manifest: Manifest, platforms: list[str]) -> tuple[Manifest, li
     index) is not a platform choice and is kept whole."""
     mt, doc = parse_manifest(manifest.data, manifest.media_type)
     entries = doc.get("manifests", [])
-    have = [None if attestation_subject(m) else platform_string(m.get("platform")) for m in entries]
+    subjects = [attestation_subject(m) for m in entries]
+    have = [None if s else platform_string(m.get("platform")) for m, s in zip(entries, subjects, strict=True)]
     offered = sorted({p for p in have if p})
     if not platforms or not offered:
         return manifest, offered
-    chosen = {m.get("digest") for m, p in zip(entries, have, strict=True) if p and platform_matches(p, platforms)}
+    chosen = {m.get("digest"): p for m, p in zip(entries, have, strict=True) if p and platform_matches(p, platforms)}
     if not chosen:
         raise MirrorError(f"none of the platforms {', '.join(platforms)} is in this index "
                           f"(it has {', '.join(offered)})",
                           hint="adjust `platforms:` in the content file or --platform")
-    keep = [m for m, p in zip(entries, have, strict=True)
-            if m.get("digest") in chosen or (p is None and attestation_subject(m) in (chosen | {None}))]
-    kept = sorted({p for m, p in zip(entries, have, strict=True) if p and m.get("digest") in chosen})
+    # a chosen image; an attestation of one; or an entry that is neither a platform nor an attestation
+    keep = [m for m, p, s in zip(entries, have, subjects, strict=True)
+            if m.get("digest") in chosen or (p is None and (s is None or s in chosen))]
+    kept = sorted(set(chosen.values()))
     if len(keep) == len(entries):
         return manifest, kept
     new = dict(doc)

@@ -182,6 +182,27 @@ def _index(entries: list[dict[str, Any]]) -> Manifest:
     return Manifest(data, OCI_INDEX, sha256_digest(data))
 
 
+APP = "example.com/app"
+
+
+def _platform_image(src: MemoryStore, arch: str) -> dict[str, Any]:
+    """An untagged image manifest (no layers) in `src`'s APP repository, as an index entry for `arch`."""
+    cfg = src.put_bytes(json.dumps({"architecture": arch, "os": "linux"}).encode(),
+                        "application/vnd.oci.image.config.v1+json")
+    data = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": cfg.to_json(),
+                       "layers": []}).encode()
+    m = Manifest(data, OCI_MANIFEST, sha256_digest(data))
+    src.add_manifest(APP, None, m)
+    return {**m.descriptor.to_json(), "platform": {"os": "linux", "architecture": arch}}
+
+
+def _four_platforms(src: MemoryStore) -> Reference:
+    """APP:v1, an index of four platform images, in `src`."""
+    ref = parse(f"{APP}:v1")
+    src.add_manifest(ref.name, ref.tag, _index([_platform_image(src, a) for a in ("amd64", "arm64", "386", "s390x")]))
+    return ref
+
+
 def test_filtering_keeps_the_attestations_of_the_chosen_images_only() -> None:
     amd, arm = _entry(1, {"os": "linux", "architecture": "amd64"}), _entry(2, {"os": "linux", "architecture": "arm64"})
     plain = _entry(5, None)                                      # no platform at all: not a platform image
@@ -273,17 +294,7 @@ def test_an_index_children_are_fetched_at_once() -> None:
             return super().get_manifest(ref)
 
     src = Far("source")
-    kids = []
-    for arch in ("amd64", "arm64", "386", "s390x"):
-        cfg = src.put_bytes(json.dumps({"architecture": arch, "os": "linux"}).encode(),
-                            "application/vnd.oci.image.config.v1+json")
-        data = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": cfg.to_json(),
-                           "layers": []}).encode()
-        m = Manifest(data, OCI_MANIFEST, sha256_digest(data))
-        src.add_manifest("example.com/app", None, m)
-        kids.append({**m.descriptor.to_json(), "platform": {"os": "linux", "architecture": arch}})
-    ref = parse("example.com/app:v1")
-    src.add_manifest(ref.name, ref.tag, _index(kids))
+    ref = _four_platforms(src)
     result = copy(src, MemoryStore("target"), [CopyItem(ref, parse("mirror.local/base/app:v1"))], jobs=1)
     assert not result.failed and len(result.resolved[0].manifests) == 5
     assert arrived.met.is_set(), f"children fetched {arrived.peak} at a time"
@@ -291,17 +302,7 @@ def test_an_index_children_are_fetched_at_once() -> None:
 
 def test_an_index_image_manifests_go_up_together_and_before_it() -> None:
     src = MemoryStore("source")
-    kids = []
-    for arch in ("amd64", "arm64", "386", "s390x"):
-        cfg = src.put_bytes(json.dumps({"architecture": arch, "os": "linux"}).encode(),
-                            "application/vnd.oci.image.config.v1+json")
-        data = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": cfg.to_json(),
-                           "layers": []}).encode()
-        m = Manifest(data, OCI_MANIFEST, sha256_digest(data))
-        src.add_manifest("example.com/app", None, m)
-        kids.append({**m.descriptor.to_json(), "platform": {"os": "linux", "architecture": arch}})
-    ref = parse("example.com/app:v1")
-    src.add_manifest(ref.name, ref.tag, _index(kids))
+    ref = _four_platforms(src)
     pushed = Rendezvous(4, wait=5)
     order: list[str] = []
 
@@ -331,20 +332,10 @@ def test_nested_indexes_go_up_after_what_they_name() -> None:
             super().put_manifest(ref, manifest)
 
     src = MemoryStore("source")
-
-    def image(arch: str) -> dict[str, Any]:
-        cfg = src.put_bytes(json.dumps({"architecture": arch, "os": "linux"}).encode(),
-                            "application/vnd.oci.image.config.v1+json")
-        data = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": cfg.to_json(),
-                           "layers": []}).encode()
-        m = Manifest(data, OCI_MANIFEST, sha256_digest(data))
-        src.add_manifest("example.com/app", None, m)
-        return {**m.descriptor.to_json(), "platform": {"os": "linux", "architecture": arch}}
-
-    inner = _index([image("arm64"), image("386")])
-    src.add_manifest("example.com/app", None, inner)
-    ref = parse("example.com/app:v1")
-    src.add_manifest(ref.name, ref.tag, _index([image("amd64"), {**inner.descriptor.to_json()}]))
+    inner = _index([_platform_image(src, "arm64"), _platform_image(src, "386")])
+    src.add_manifest(APP, None, inner)
+    ref = parse(f"{APP}:v1")
+    src.add_manifest(ref.name, ref.tag, _index([_platform_image(src, "amd64"), inner.descriptor.to_json()]))
     dst = Strict("target")
     result = copy(src, dst, [CopyItem(ref, parse("mirror.local/base/app:v1"))], jobs=1)
     assert not result.failed, result.failed[0].error
