@@ -15,7 +15,7 @@ from typing import Any
 from . import __version__, defaults
 from .bundle import BundleInfo, BundleReader, BundleWriter, check_parts, parse_size, verified_unchanged, verify
 from .content import Content, load
-from .copy import CopyItem, CopyResult, copy
+from .copy import CopyItem, CopyResult, Resolved, copy
 from .delta import Baseline, load_baseline
 from .errors import MirrorError, PartError, RedactingFilter, UsageError, has_userinfo
 from .http import HostSettings, Http
@@ -84,13 +84,15 @@ class ExportContext:
     # Stores that serve content not in a registry (e.g. charts from classic Helm repos), keyed by the full
     # repository name (`charts.example.com/stable/redis`) their CopyItem.source uses.
     overlays: dict[str, Any] = field(default_factory=dict)
+    # Further items a resolved artifact brings along (its referrers), see copy()'s `discover`.
+    discover: list[Callable[[Resolved], list[CopyItem]]] = field(default_factory=list)
 
 
 # Capabilities that add items to an export register here: (ctx) -> items. Modules listed in
 # EXTENSIONS are imported by build_parser() and append to these lists themselves.
 ExportHook = Callable[[ExportContext], list[CopyItem]]
 EXPORT_HOOKS: list[ExportHook] = []
-EXTENSIONS = ("cli_mirrors", "charts", "packs", "delta")
+EXTENSIONS = ("cli_mirrors", "charts", "packs", "delta", "referrers")
 
 
 def export_items(ctx: ExportContext) -> list[CopyItem]:
@@ -138,7 +140,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         source: Any = RegistrySet(http)
         if ctx.overlays:
             source = OverlayStore(source, ctx.overlays)
-        result = copy(source, writer, items, jobs=args.jobs, progress=bars, known_platforms=baseline.platforms)
+        result = copy(source, writer, items, jobs=args.jobs, progress=bars, known_platforms=baseline.platforms,
+                      discover=_discover_all(ctx.discover))
     except BaseException:
         writer.close()
         raise
@@ -157,6 +160,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"bundle {info.id}: {len(info.artifacts)} artifacts, {len(info.blobs)} blobs, "
           f"{info.unique_bytes() / 1e6:.1f} MB unique, {size / 1e6:.1f} MB in {len(info.parts)} part(s) -> {out}")
     return 0
+
+
+def _discover_all(hooks: list[Callable[[Resolved], list[CopyItem]]]) -> Callable[[Resolved], list[CopyItem]] | None:
+    if not hooks:
+        return None
+    return lambda r: [it for hook in hooks for it in hook(r)]
 
 
 def _baseline(args: argparse.Namespace) -> Baseline:
@@ -271,6 +280,8 @@ def import_items(reader: BundleReader, host: str, base: str, pack_base: str | No
 
 # Hooks run before an import pushes anything: (args, http, target store, items) -> None
 IMPORT_PREPARE_HOOKS: list[Callable[[argparse.Namespace, Http, RegistryStore, list[CopyItem]], None]] = []
+# Hooks run after a bundle's copy, before its failures are reported: (target store, result) -> None
+IMPORT_DONE_HOOKS: list[Callable[[RegistryStore, CopyResult], None]] = []
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -334,6 +345,8 @@ def _import_one(args: argparse.Namespace, bundle_dir: Path, host: str, base: str
                       gate=None if checked else checksum_parts)
     finally:
         bars.close()
+    for done in IMPORT_DONE_HOOKS:
+        done(target, result)
     print(_summary(f"import {bundle_dir}", result))
     for r in result.ok:
         assert r.top is not None

@@ -19,12 +19,12 @@ from .reference import Reference, parse
 API_VERSION = "airgap-mirror/v1"
 KIND = "Content"
 
-TOP_KEYS = {"apiVersion", "kind", "platforms", "registries", "images", "charts", "packs"}
+TOP_KEYS = {"apiVersion", "kind", "platforms", "referrers", "registries", "images", "charts", "packs"}
 REGISTRY_KEYS = {"endpoint", "insecure", "ca_file", "plain_http", "auth", "ecr"}
 # "password" is accepted by the key check only so it gets its own refusal below (never a "did you mean").
 AUTH_KEYS = {"username", "password", "password_env", "password_file", "username_env"}
 ECR_KEYS = {"region", "default_region", "role_arn", "external_id", "access_key_env", "secret_key_env", "profile"}
-IMAGE_KEYS = {"ref", "platforms"}
+IMAGE_KEYS = {"ref", "platforms", "referrers"}
 CHART_KEYS = {"repo", "oci", "name", "version", "images"}
 PACK_KEYS = {"registry", "name", "version", "images"}
 
@@ -34,6 +34,7 @@ class ImageSpec:
     ref: Reference
     platforms: list[str]
     line: int
+    referrers: bool = False         # carry what refers to it too (signatures, SBOMs, attestations)
 
 
 @dataclass
@@ -68,6 +69,7 @@ class RegistrySpec:
 class Content:
     path: str
     platforms: list[str] = field(default_factory=list)
+    referrers: bool = False                                       # the default of every images entry
     registries: dict[str, RegistrySpec] = field(default_factory=dict)
     images: list[ImageSpec] = field(default_factory=list)
     charts: list[dict[str, Any]] = field(default_factory=list)   # validated entries, each with "line"
@@ -163,6 +165,8 @@ def parse_content(root: yaml.Node | None, path: str) -> Content:
     content = Content(path)
     if "platforms" in top:
         content.platforms = ctx.platforms(top["platforms"][1], "platforms")
+    if "referrers" in top:
+        content.referrers = ctx.boolean(top["referrers"][1], "referrers")
     if "registries" in top:
         regs = top["registries"][1]
         if not isinstance(regs, yaml.MappingNode):
@@ -209,13 +213,14 @@ def parse_content(root: yaml.Node | None, path: str) -> Content:
             line = n.start_mark.line + 1
             if isinstance(n, yaml.ScalarNode):
                 ref = _ref(ctx, n)
-                content.images.append(ImageSpec(ref, list(content.platforms), line))
+                content.images.append(ImageSpec(ref, list(content.platforms), line, content.referrers))
             else:
                 f = ctx.mapping(n, IMAGE_KEYS, "an images entry")
                 if "ref" not in f:
                     raise ctx.err(n, "an images entry needs ref:")
                 plats = ctx.platforms(f["platforms"][1], "platforms") if "platforms" in f else content.platforms
-                content.images.append(ImageSpec(_ref(ctx, f["ref"][1]), list(plats), line))
+                refs = ctx.boolean(f["referrers"][1], "referrers") if "referrers" in f else content.referrers
+                content.images.append(ImageSpec(_ref(ctx, f["ref"][1]), list(plats), line, refs))
     for key, allowed, store in (("charts", CHART_KEYS, content.charts), ("packs", PACK_KEYS, content.packs)):
         if key in top:
             for n in ctx.seq(top[key][1], key):

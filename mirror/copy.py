@@ -245,7 +245,8 @@ def _transfer(source: Store, target: Store, task: _BlobTask, repo: str, progress
 def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = defaults.JOBS,
          progress: Progress = nothing, skip_present: bool = True,
          gate: Callable[[], None] | None = None,
-         known_platforms: Mapping[str, list[str]] | None = None) -> CopyResult:
+         known_platforms: Mapping[str, list[str]] | None = None,
+         discover: Callable[[Resolved], list[CopyItem]] | None = None) -> CopyResult:
     """Copy every item from source to target. Failures are recorded per artifact, never half-tagged.
 
     `gate` is a check that must pass before anything becomes visible in the target. It starts after
@@ -256,6 +257,9 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
     transfers not yet started are dropped and copy raises the gate's error: nothing is tagged.
 
     `known_platforms` is passed to `resolve`.
+
+    `discover` names further items for a resolved artifact (its referrers: signatures, SBOMs); they are
+    resolved and discovered in turn, each source reference once, and then copied with everything else.
 
     `jobs` bounds the transfers of big blobs, which cost CPU (every byte is hashed) and bandwidth. What
     waits on round trips instead (resolving, HEADs, mounts, manifests, small blobs) runs
@@ -272,8 +276,28 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
           ThreadPoolExecutor(wide) as near_pool, ThreadPoolExecutor(wide) as manifest_pool,
           ThreadPoolExecutor(wide) as child_pool):
         # an index's children are fetched in the manifest pool, idle until the first tag
-        result.resolved = list(near_pool.map(lambda it: resolve(source, it, known_platforms, manifest_pool),
-                                             items))
+        def resolve_all(batch: list[CopyItem]) -> list[Resolved]:
+            return list(near_pool.map(lambda it: resolve(source, it, known_platforms, manifest_pool), batch))
+
+        result.resolved = resolve_all(items)
+        if discover is not None:
+            seen = {str(it.source) for it in items}
+            frontier = result.resolved
+
+            def discovered(r: Resolved) -> list[CopyItem]:
+                try:
+                    return discover(r)
+                except MirrorError as e:        # what was asked for cannot be listed: the artifact fails
+                    r.error = e
+                    return []
+
+            while frontier:
+                found = [it for more in near_pool.map(discovered, [r for r in frontier if r.error is None])
+                         for it in more]
+                new = list({str(it.source): it for it in found if str(it.source) not in seen}.values())
+                seen.update(str(it.source) for it in new)
+                frontier = resolve_all(new)
+                result.resolved.extend(frontier)
 
         # An artifact whose top manifest the target already holds is complete there (registries refuse
         # manifests whose blobs are missing), so only its tag is pushed again; where the tag already names

@@ -20,7 +20,7 @@ from .errors import (
     UnsupportedError,
 )
 from .http import Http, iter_response, parse_challenges, raise_for
-from .mediatypes import ACCEPT, DOCKER_TYPES, Descriptor, parse_manifest
+from .mediatypes import ACCEPT, DOCKER_TYPES, OCI_INDEX, Descriptor, parse_manifest
 from .reference import Reference
 from .store import Manifest
 
@@ -272,6 +272,29 @@ class RegistryStore:
                                 hint="on Harbor the project (first path segment) must exist")
         raise_for(resp, "PUT manifest", where)
 
+    # -- referrers (OCI distribution 1.1) -----------------------------------------------------------
+    def referrers(self, repo: str, digest: str) -> list[dict[str, Any]] | None:
+        """The descriptors of every manifest whose `subject` is `digest`, from the referrers API (all pages);
+        None when the registry has no referrers API, where the fallback tag (`referrers_tag`) lists them."""
+        where = self._where(repo)
+        url: str | None = self._url(repo, "referrers", digest)
+        out: list[dict[str, Any]] = []
+        while url:
+            resp = self.http.request("GET", url, headers={"Accept": OCI_INDEX}, where=where)
+            if resp.status_code in _NO_REFERRERS_API and not out:
+                return None
+            if resp.status_code != 200:
+                raise_for(resp, f"list referrers of {digest}", where)
+            try:
+                doc: Any = resp.json()
+                out.extend(m for m in doc.get("manifests") or [] if isinstance(m, dict) and m.get("digest"))
+            except (ValueError, AttributeError) as e:
+                raise RegistryError(f"referrers of {digest}: the answer is not an image index", where=where,
+                                    hint="the registry's referrers API is broken; report it") from e
+            link = resp.links.get("next", {}).get("url")
+            url = urljoin(self.base_url + "/", link) if link else None
+        return out
+
     # -- listing (inventory) ----------------------------------------------------------------------
     def _paged(self, url: str, key: str, where: str) -> list[str]:
         out: list[str] = []
@@ -293,6 +316,11 @@ class RegistryStore:
 
     def tags(self, repo: str) -> list[str]:
         return self._paged(self._url(repo, "tags", "list"), "tags", self._where(repo))
+
+
+# A registry without the referrers API answers its URL as an unknown route (distribution 2.8 and 3.0: 404;
+# some proxies 400, 405 or 501); one with it answers 200, an empty index when nothing refers to the digest.
+_NO_REFERRERS_API = frozenset({400, 404, 405, 501})
 
 
 def _skip(it: Iterator[bytes], n: int) -> Iterator[bytes]:
@@ -349,6 +377,14 @@ class RegistrySet:
 
     def put_manifest(self, ref: Reference, manifest: Manifest) -> None:
         self.store(ref.registry).put_manifest(ref, manifest)
+
+    def tag_digest(self, repo: str, tag: str) -> str | None:
+        s, path = self._split(repo)
+        return s.tag_digest(path, tag)
+
+    def referrers(self, repo: str, digest: str) -> list[dict[str, Any]] | None:
+        s, path = self._split(repo)
+        return s.referrers(path, digest)
 
 
 class OverlayStore:

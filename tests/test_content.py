@@ -155,6 +155,17 @@ def test_image_platforms_override_top(tmp_path: Path) -> None:
     assert [i.platforms for i in c.images] == [["linux/amd64"], ["linux/arm64"]]
 
 
+def test_referrers_default_off_top_level_on_and_per_image_override(tmp_path: Path) -> None:
+    c = load(write(tmp_path, HEAD + "images:\n  - a:1\n  - {ref: b:1, referrers: true}\n"))
+    assert [i.referrers for i in c.images] == [False, True]
+    c = load(write(tmp_path, HEAD + "referrers: true\nimages:\n  - a:1\n  - {ref: b:1, referrers: false}\n"))
+    assert [i.referrers for i in c.images] == [True, False]
+    e = error(tmp_path, HEAD + "images:\n  - {ref: b:1, referrers: all}\n")
+    assert e.where.endswith(":4") and "referrers must be true or false" in e.what
+    e = error(tmp_path, HEAD + "images:\n  - {ref: b:1, referers: true}\n")
+    assert "did you mean 'referrers'?" in e.hint
+
+
 def test_bad_image_reference_names_its_line(tmp_path: Path) -> None:
     e = error(tmp_path, HEAD + "images:\n  - nginx:1.25\n  - quay.io/Bad/Name:1\n")
     assert e.where.endswith(":5") and "invalid repository name" in e.what and "lowercase" in e.hint

@@ -19,35 +19,13 @@ from mirror.http import HostSettings, Http, parse_challenges, scopes_for
 from mirror.mediatypes import OCI_MANIFEST, Descriptor
 from mirror.reference import parse
 from mirror.registry import RegistryStore
+from tests.support.fake import BASE, HOST, Fake
 
-HOST = "reg.test"
-BASE = f"https://{HOST}"
 REALM = "https://auth.test/token"
 MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                        "config": {"mediaType": "application/vnd.oci.empty.v1+json",
                                   "digest": "sha256:" + hashlib.sha256(b"{}").hexdigest(), "size": 2},
                        "layers": []}).encode()
-
-
-class Fake:
-    """Records every request; `handler(request) -> Response` decides the answer."""
-
-    def __init__(self, handler: Callable[[httpx.Request], httpx.Response]) -> None:
-        self.handler = handler
-        self.requests: list[httpx.Request] = []
-        self.sleeps: list[float] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        # a snapshot: the auth flow re-sends the same Request object with headers added
-        self.requests.append(httpx.Request(request.method, request.url, headers=request.headers.copy()))
-        return self.handler(request)
-
-    def http(self, **settings: Any) -> Http:
-        return Http({HOST: HostSettings(**settings)}, transport=httpx.MockTransport(self),
-                    sleep=self.sleeps.append, use_docker_config=False)
-
-    def to(self, host: str) -> list[httpx.Request]:
-        return [r for r in self.requests if r.url.host == host]
 
 
 def _basic(user: str, pw: str) -> str:

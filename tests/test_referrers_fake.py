@@ -1,0 +1,140 @@
+"""Referrers against a fake transport, for what no registry here produces: the OCI 1.1 referrers API (zot and
+Harbor have it; neither runs here, and distribution 2.8 and 3.0 lack it), its pages, and a fallback tag that
+is not an index. The fallback-tag path on real registries is in test_referrers.py."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from mirror.copy import CopyItem, CopyResult, Resolved
+from mirror.errors import RegistryError
+from mirror.mediatypes import OCI_INDEX, OCI_MANIFEST
+from mirror.reference import Reference
+from mirror.referrers import fallback_tag, list_referrers, referrer_descriptor, sync_fallback_tags
+from mirror.registry import RegistrySet, RegistryStore
+from mirror.store import Manifest
+from tests.support.fake import HOST, Fake
+
+SUBJECT = "sha256:" + "a" * 64
+REPO = "airgap-images/docker.io/library/nginx"
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def referrer(kind: str, subject: str = SUBJECT) -> Manifest:
+    doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": kind,
+           "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": _digest(b"{}"), "size": 2},
+           "layers": [], "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": 100},
+           "annotations": {"org.opencontainers.image.created": "2026-12-02T00:00:00Z"}}
+    data = json.dumps(doc).encode()
+    return Manifest(data, OCI_MANIFEST, _digest(data))
+
+
+def index(*entries: dict[str, Any]) -> bytes:
+    return json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": list(entries)}).encode()
+
+
+def result_of(*manifests: Manifest) -> CopyResult:
+    res = CopyResult()
+    for m in manifests:
+        ref = Reference(HOST, REPO, digest=m.digest)
+        res.resolved.append(Resolved(CopyItem(ref, ref, kind="referrer"), top=m, manifests=[m]))
+    return res
+
+
+def registry(api: bytes | None, listing: bytes | None, puts: list[tuple[str, bytes]],
+             listing_type: str = OCI_INDEX) -> Callable[[httpx.Request], httpx.Response]:
+    """A target: the referrers API answers `api` (None: no such API); the fallback tag holds `listing`."""
+    def handler(req: httpx.Request) -> httpx.Response:
+        path = req.url.path
+        if "/referrers/" in path:
+            return httpx.Response(200, content=api, headers={"Content-Type": OCI_INDEX}) if api is not None \
+                else httpx.Response(404, text="404 page not found")
+        if req.method == "PUT":
+            puts.append((path, req.read()))
+            return httpx.Response(201, headers={"Docker-Content-Digest": _digest(req.read())})
+        if path.endswith("/manifests/" + fallback_tag(SUBJECT)) and listing is not None:
+            return httpx.Response(200, content=listing, headers={"Content-Type": listing_type})
+        return httpx.Response(404, json={"errors": [{"code": "MANIFEST_UNKNOWN", "message": "unknown"}]})
+    return handler
+
+
+# -- listing on export -----------------------------------------------------------------------------------
+
+def test_referrers_api_is_read_page_by_page_and_the_fallback_tag_not_at_all() -> None:
+    a, b = referrer("application/vnd.example.sig"), referrer("application/spdx+json")
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.url.path == f"/v2/library/nginx/referrers/{SUBJECT}":
+            if req.url.params.get("last"):
+                return httpx.Response(200, content=index(referrer_descriptor(b)))
+            return httpx.Response(200, content=index(referrer_descriptor(a)), headers={
+                "Link": f'</v2/library/nginx/referrers/{SUBJECT}?n=1&last={a.digest}>; rel="next"'})
+        return httpx.Response(500)
+
+    fake = Fake(handler)
+    found, how = list_referrers(RegistrySet(fake.http()), Reference(HOST, "library/nginx", tag="1.25"), SUBJECT)
+    assert [e["digest"] for e in found] == [a.digest, b.digest]
+    assert found[0]["artifactType"] == "application/vnd.example.sig"
+    assert how == "referrers API"
+    assert [r.url.path for r in fake.requests] == [f"/v2/library/nginx/referrers/{SUBJECT}"] * 2
+
+
+def test_no_referrers_api_means_none_and_an_error_is_an_error() -> None:
+    store = RegistryStore(Fake(lambda req: httpx.Response(404, text="404 page not found")).http(), HOST)
+    assert store.referrers("library/nginx", SUBJECT) is None
+    broken = Fake(lambda req: httpx.Response(403, json={"errors": [{"code": "DENIED", "message": "no"}]}))
+    with pytest.raises(RegistryError, match="list referrers"):
+        RegistryStore(broken.http(), HOST).referrers("library/nginx", SUBJECT)
+
+
+# -- the fallback tag on import --------------------------------------------------------------------------
+
+def test_a_target_with_the_referrers_api_gets_no_fallback_tag() -> None:
+    puts: list[tuple[str, bytes]] = []
+    sig = referrer("application/vnd.example.sig")
+    sync_fallback_tags(RegistryStore(Fake(registry(index(), None, puts)).http(), HOST), result_of(sig))
+    assert puts == []
+
+
+def test_fallback_tag_keeps_what_the_target_listed_and_adds_the_rest_once() -> None:
+    puts: list[tuple[str, bytes]] = []
+    local = referrer("application/vnd.gap-side.sig")
+    sig, sbom = referrer("application/vnd.example.sig"), referrer("application/spdx+json")
+    other = referrer("application/vnd.example.sig", subject="sha256:" + "b" * 64)
+    target = RegistryStore(Fake(registry(None, index(referrer_descriptor(local)), puts)).http(), HOST)
+    res = result_of(sig, sbom, other)
+    sync_fallback_tags(target, res)
+    mine = [(p, body) for p, body in puts if p.endswith(fallback_tag(SUBJECT))]
+    assert len(mine) == 1                                   # one write per subject
+    doc = json.loads(mine[0][1])
+    assert [e["digest"] for e in doc["manifests"]] == [local.digest, sig.digest, sbom.digest]
+    assert doc["manifests"][2] == {"mediaType": OCI_MANIFEST, "digest": sbom.digest, "size": len(sbom.data),
+                                   "artifactType": "application/spdx+json",
+                                   "annotations": {"org.opencontainers.image.created": "2026-12-02T00:00:00Z"}}
+    assert any(p.endswith(fallback_tag("sha256:" + "b" * 64)) for p, _ in puts)
+    assert not res.failed
+
+    puts.clear()        # everything listed already: nothing written
+    listed = index(*(referrer_descriptor(m) for m in (local, sig, sbom)))
+    sync_fallback_tags(RegistryStore(Fake(registry(None, listed, puts)).http(), HOST), result_of(sig, sbom))
+    assert puts == []
+
+
+def test_a_fallback_tag_that_is_not_an_index_fails_those_referrers_with_a_hint() -> None:
+    puts: list[tuple[str, bytes]] = []
+    sig = referrer("application/vnd.example.sig")
+    target = RegistryStore(Fake(registry(None, sig.data, puts, listing_type=OCI_MANIFEST)).http(), HOST)
+    res = result_of(sig)
+    sync_fallback_tags(target, res)
+    assert puts == []
+    assert res.failed and "is not a referrers index" in str(res.failed[0].error)
+    assert "remove or rename that tag" in str(res.failed[0].error)
