@@ -5,6 +5,7 @@ there by `oras discover` exactly as in the source."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from mirror.bundle import BundleInfo
+from mirror.mediatypes import INDEXES, MANIFESTS
 from mirror.referrers import fallback_tag
 from tests.support import flow
 from tests.support.registries import Registry, RegistryFactory
@@ -148,3 +150,31 @@ def test_import_makes_them_discoverable(signed: dict[str, Any], distribution3_re
     assert again.code == 0, again.err
     assert "blobs fetched 0, skipped 0, mounted 0" in again.out
     assert flow.head_digest(target, repo, fallback_tag(signed["nginx"])) == listing      # not rewritten
+
+
+def test_a_signature_added_later_crosses_in_the_delta_alone(signed: dict[str, Any], distribution3_registry: Registry,
+                                                            tmp_path: Path) -> None:
+    """The refresh case: nothing changed but nginx was signed again. An export since an inventory of the
+    target carries that one signature's blob (and the manifests), and the target then lists old and new."""
+    target = distribution3_registry
+    first = flow.run_cli(flow.import_args(signed["bundle"], target))
+    assert first.code == 0, first.err
+    inv = tmp_path / "inventory.json"
+    res = flow.run_cli(["inventory", "--to", f"{target.host}/airgap-images", "--plain-http", "-o", str(inv)])
+    assert res.code == 0, res.err
+
+    resigned = attach(signed["source"], tmp_path, "library/nginx:1.25", SIG, "second-sig.json")
+    delta = tmp_path / "delta"
+    flow.export(signed["content"], delta, "--since", str(inv))
+    info = BundleInfo.load(delta)
+    assert referrer_artifacts(delta)[resigned]["meta"]["subject"] == signed["nginx"]
+    manifests = {d for a in info.artifacts for d in a["contents"] if d in info.blobs
+                 and info.blobs[d].media_type in (*INDEXES, *MANIFESTS)}
+    file_digest = "sha256:" + hashlib.sha256((tmp_path / "second-sig.json").read_bytes()).hexdigest()
+    assert set(info.blobs) - manifests == {file_digest}         # the new signature's one file, nothing else
+
+    res = flow.run_cli(flow.import_args(delta, target))
+    assert res.code == 0, res.err
+    repo, _ = flow.mirrored_name(NGINX, target)
+    assert discovered(target, f"{repo}:1.25") == discovered(signed["source"], "library/nginx:1.25")
+    assert (SIG, resigned, 1) in discovered(target, f"{repo}:1.25")
