@@ -15,7 +15,7 @@ from typing import Any
 from . import __version__, defaults
 from .bundle import BundleInfo, BundleReader, BundleWriter, check_parts, parse_size, verified_unchanged, verify
 from .content import Content, load
-from .copy import CopyItem, CopyResult, Resolved, copy
+from .copy import CopyItem, CopyResult, Resolved, copy, plan
 from .delta import Baseline, load_baseline
 from .errors import MirrorError, PartError, RedactingFilter, UsageError, has_userinfo
 from .http import HostSettings, Http
@@ -131,6 +131,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError("the content file lists nothing to export", where=args.file)
     split = parse_size(args.split_size) if args.split_size else None
     baseline = _baseline(args)                  # bad input is refused before anything is created
+    if args.dry_run:
+        return _export_plan(ctx, items, baseline, split)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     writer = BundleWriter(out, name=args.name or Path(args.file).stem, split_size=split,
@@ -159,6 +161,35 @@ def cmd_export(args: argparse.Namespace) -> int:
     size = sum(p.size for p in info.parts)
     print(f"bundle {info.id}: {len(info.artifacts)} artifacts, {len(info.blobs)} blobs, "
           f"{info.unique_bytes() / 1e6:.1f} MB unique, {size / 1e6:.1f} MB in {len(info.parts)} part(s) -> {out}")
+    return 0
+
+
+def _export_plan(ctx: ExportContext, items: list[CopyItem], baseline: Baseline, split: int | None) -> int:
+    """export --dry-run: resolve everything (manifests only, no blob), print what would cross and how big."""
+    source: Any = RegistrySet(ctx.http)
+    if ctx.overlays:
+        source = OverlayStore(source, ctx.overlays)
+    try:
+        result = plan(source, items, jobs=ctx.args.jobs, known_platforms=baseline.platforms,
+                      discover=_discover_all(ctx.discover))
+    finally:
+        ctx.http.close()
+    _report_failures(result, "export --dry-run", "nothing was written")
+    _print_artifacts([artifact_record(r) for r in result.ok])
+    sizes = {b.digest: b.size for r in result.ok for b in r.blobs}
+    manifests = {m.digest: len(m.data) for r in result.ok for m in r.manifests}
+    have = {d: n for d, n in sizes.items() if d in baseline.blobs}
+    carry = sum(sizes.values()) - sum(have.values()) + sum(manifests.values())
+    print(f"plan: {len(result.ok)} artifacts, {len(manifests)} manifests, {len(sizes)} unique blobs, "
+          f"{sum(sizes.values()) / 1e6:.1f} MB")
+    if ctx.args.since:
+        print(f"  already on the other side (--since): {len(have)} blobs, {sum(have.values()) / 1e6:.1f} MB")
+    # each blob and manifest also costs its tar header, padding and frame header; manifests compress
+    bound = carry + (len(sizes) - len(have) + len(manifests)) * defaults.BUNDLE_ENTRY_OVERHEAD
+    parts = f", {-(-bound // split)} part(s) of at most {split} bytes" if split else ""
+    print(f"  to carry: {len(sizes) - len(have)} blobs and every manifest, {carry / 1e6:.1f} MB: a bundle of "
+          f"at most {bound / 1e6:.1f} MB{parts}")
+    print("nothing was written (--dry-run)")
     return 0
 
 
@@ -196,6 +227,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     hint="copy the named part(s) again from the export side, then rerun verify")
 
 
+def _print_artifacts(artifacts: list[dict[str, Any]]) -> None:
+    """The artifact table of `inspect` and `export --dry-run`: columns as wide as their values."""
+    arts = sorted(artifacts, key=lambda a: a["ref"])
+    plats = [",".join(a.get("platforms") or []) or "-" for a in arts]
+    kinds = [a.get("kind", "image") for a in arts]
+    w_ref = max([len("SOURCE"), *(len(a["ref"]) for a in arts)])
+    w_kind = max([len("KIND"), *map(len, kinds)])
+    w_plat = max([len("PLATFORMS"), *map(len, plats)])
+    print(f"{'SOURCE':{w_ref}}  {'KIND':{w_kind}}  {'SIZE':>10}  {'PLATFORMS':{w_plat}}  DIGEST")
+    for a, kind, plat in zip(arts, kinds, plats, strict=True):
+        print(f"{a['ref']:{w_ref}}  {kind:{w_kind}}  {a['size'] / 1e6:9.1f}M  {plat:{w_plat}}  {a['digest'][:19]}")
+        parent = (a.get("meta") or {}).get("from")
+        if parent:
+            print(f"{'':4}<- needed by {parent}")
+        print(f"{'':4}{a['media_type']}" + (f"  ({a['artifact_type']})" if a.get("artifact_type") else ""))
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     info = BundleInfo.load(Path(args.bundle))
     if args.json:
@@ -206,19 +254,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(f"bundle {info.id} (format {info.format_version}, tool {info.tool_version}, created {info.created})")
     if info.depends_on:
         print("depends on: " + ", ".join(d.get("id", d.get("source", "?")) for d in info.depends_on))
-    arts = sorted(info.artifacts, key=lambda a: a["ref"])
-    plats = [",".join(a.get("platforms") or []) or "-" for a in arts]
-    kinds = [a.get("kind", "image") for a in arts]
-    w_ref = max([len("SOURCE"), *(len(a["ref"]) for a in arts)])        # columns as wide as their values
-    w_kind = max([len("KIND"), *map(len, kinds)])
-    w_plat = max([len("PLATFORMS"), *map(len, plats)])
-    print(f"{'SOURCE':{w_ref}}  {'KIND':{w_kind}}  {'SIZE':>10}  {'PLATFORMS':{w_plat}}  DIGEST")
-    for a, kind, plat in zip(arts, kinds, plats, strict=True):
-        print(f"{a['ref']:{w_ref}}  {kind:{w_kind}}  {a['size'] / 1e6:9.1f}M  {plat:{w_plat}}  {a['digest'][:19]}")
-        parent = (a.get("meta") or {}).get("from")
-        if parent:
-            print(f"{'':4}<- needed by {parent}")
-        print(f"{'':4}{a['media_type']}" + (f"  ({a['artifact_type']})" if a.get("artifact_type") else ""))
+    _print_artifacts(info.artifacts)
     total = sum(p.size for p in info.parts)
     print(f"unique blob bytes: {info.unique_bytes()} ({len(info.blobs)} blobs); bundle bytes: {total}")
     for p in info.parts:
@@ -408,6 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="part file name prefix (default: content file name)")
     p.add_argument("--since", help="previous bundle dir, bundle.json, receipt or inventory: carry only new blobs")
     p.add_argument("--no-chart-images", action="store_true", help="do not add the images charts need")
+    p.add_argument("--dry-run", action="store_true",
+                   help="resolve everything and print what would cross and how big; fetch no blob, write nothing")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("verify", help="check every part and every blob of a bundle")

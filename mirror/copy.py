@@ -200,6 +200,46 @@ def image_platform(store: Store, repo: str, manifest: Manifest, keep: dict[str, 
         return []
 
 
+def _resolve_graph(source: Store, items: list[CopyItem], known_platforms: Mapping[str, list[str]] | None,
+                   discover: Callable[[Resolved], list[CopyItem]] | None, pool: Executor,
+                   fetcher: Executor) -> list[Resolved]:
+    """Resolve every item in `pool`, then what `discover` names for each, and so on, each source reference
+    once. A discovery that fails fails its artifact (what was asked for cannot be listed)."""
+    def resolve_all(batch: list[CopyItem]) -> list[Resolved]:
+        return list(pool.map(lambda it: resolve(source, it, known_platforms, fetcher), batch))
+
+    def discovered(r: Resolved) -> list[CopyItem]:
+        assert discover is not None
+        try:
+            return discover(r)
+        except MirrorError as e:
+            r.error = e
+            return []
+
+    resolved = frontier = resolve_all(items)
+    seen = {str(it.source) for it in items}
+    while discover is not None and frontier:
+        found = [it for more in pool.map(discovered, [r for r in frontier if r.error is None]) for it in more]
+        new = list({str(it.source): it for it in found if str(it.source) not in seen}.values())
+        seen.update(str(it.source) for it in new)
+        frontier = resolve_all(new)
+        resolved = resolved + frontier
+    return resolved
+
+
+def plan(source: Store, items: list[CopyItem], *, jobs: int = defaults.JOBS,
+         known_platforms: Mapping[str, list[str]] | None = None,
+         discover: Callable[[Resolved], list[CopyItem]] | None = None) -> CopyResult:
+    """What copy() would carry, without transferring anything: every artifact resolved (manifests, blob
+    descriptors, platforms), as a CopyResult with no blob counted."""
+    started = time.monotonic()
+    wide = defaults.latency_jobs(max(1, jobs))
+    with ThreadPoolExecutor(wide) as pool, ThreadPoolExecutor(wide) as fetcher:
+        result = CopyResult(resolved=_resolve_graph(source, items, known_platforms, discover, pool, fetcher))
+    result.seconds = time.monotonic() - started
+    return result
+
+
 # -- transfer --------------------------------------------------------------------------------------------
 
 @dataclass
@@ -276,28 +316,7 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
           ThreadPoolExecutor(wide) as near_pool, ThreadPoolExecutor(wide) as manifest_pool,
           ThreadPoolExecutor(wide) as child_pool):
         # an index's children are fetched in the manifest pool, idle until the first tag
-        def resolve_all(batch: list[CopyItem]) -> list[Resolved]:
-            return list(near_pool.map(lambda it: resolve(source, it, known_platforms, manifest_pool), batch))
-
-        result.resolved = resolve_all(items)
-        if discover is not None:
-            seen = {str(it.source) for it in items}
-            frontier = result.resolved
-
-            def discovered(r: Resolved) -> list[CopyItem]:
-                try:
-                    return discover(r)
-                except MirrorError as e:        # what was asked for cannot be listed: the artifact fails
-                    r.error = e
-                    return []
-
-            while frontier:
-                found = [it for more in near_pool.map(discovered, [r for r in frontier if r.error is None])
-                         for it in more]
-                new = list({str(it.source): it for it in found if str(it.source) not in seen}.values())
-                seen.update(str(it.source) for it in new)
-                frontier = resolve_all(new)
-                result.resolved.extend(frontier)
+        result.resolved = _resolve_graph(source, items, known_platforms, discover, near_pool, manifest_pool)
 
         # An artifact whose top manifest the target already holds is complete there (registries refuse
         # manifests whose blobs are missing), so only its tag is pushed again; where the tag already names
@@ -466,4 +485,4 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
     return result
 
 
-__all__ = ["CopyItem", "CopyResult", "Resolved", "copy", "image_platform", "resolve"]
+__all__ = ["CopyItem", "CopyResult", "Resolved", "copy", "image_platform", "plan", "resolve"]

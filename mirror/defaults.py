@@ -39,6 +39,7 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 TOKEN_DEFAULT_TTL = 60                # seconds, when a token response has no expires_in
 ZSTD_LEVEL = 3
 BUNDLE_NAME = "bundle"
+BUNDLE_ENTRY_OVERHEAD = 1024          # bytes a blob costs in a bundle beyond its own: tar header, padding, frame
 FAT32_MAX_FILE = (4 << 30) - 1        # the largest file FAT32 holds; `--split-size 4G` means this
 BUNDLE_FORMAT_VERSION = 1
 USER_AGENT = "airgap-mirror/0.1"

@@ -304,3 +304,30 @@ def test_bad_baseline_is_a_usage_error(tmp_path: Path) -> None:
                      "-o", str(tmp_path / "o"), "--since", str(p))
     assert rc == 2 and "not a bundle, receipt or inventory" in err
 
+
+
+def test_dry_run_plans_the_delta_exactly_and_writes_nothing(delta_env: Delta, tmp_path: Path) -> None:
+    out = tmp_path / "never"
+    plan = ok("export", "-f", str(delta_env.v2_content), "-o", str(out), "--since", str(delta_env.base),
+              "--dry-run", "--split-size", "1M")
+    assert not out.exists()
+    for ref in delta_env.v2_refs:
+        assert ref in plan
+    m = re.search(r"to carry: (\d+) blobs and every manifest, ([\d.]+) MB: a bundle of at most ([\d.]+) MB, "
+                  r"(\d+) part\(s\)", plan)
+    assert m, plan
+    real = BundleInfo.load(delta_env.delta)
+    manifest_bytes = real.unique_bytes() - sum(delta_env.new_blobs.values())
+    assert int(m.group(1)) == len(delta_env.new_blobs)
+    assert float(m.group(2)) == round((sum(delta_env.new_blobs.values()) + manifest_bytes) / 1e6, 1)
+    assert float(m.group(3)) >= round(bundle_bytes(delta_env.delta) / 1e6, 1)          # a bound, and close
+    assert float(m.group(3)) <= bundle_bytes(delta_env.delta) / 1e6 + 0.1
+    assert int(m.group(4)) == -(-bundle_bytes(delta_env.delta) // (1 << 20))
+    assert "nothing was written (--dry-run)" in plan
+
+
+def test_dry_run_fails_like_the_export_on_an_unknown_tag(delta_env: Delta, tmp_path: Path) -> None:
+    content = write_content(tmp_path / "bad.yaml", delta_env.source.url, ["docker.io/library/nginx:0.0-none"])
+    rc, _, err = run("export", "-f", str(content), "-o", str(tmp_path / "never"), "--dry-run")
+    assert rc != 0 and not (tmp_path / "never").exists()
+    assert "nginx:0.0-none" in err and "nothing was written" in err
