@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from typing import Any
 
 from . import __version__, defaults
 from .bundle import BundleInfo, BundleReader, BundleWriter, check_parts, parse_size, verified_unchanged, verify
-from .content import Content, load
+from .content import Content, ImageSpec, TagFilter, load
 from .copy import CopyItem, CopyResult, Resolved, copy, plan
 from .delta import Baseline, load_baseline
 from .errors import MirrorError, PartError, RedactingFilter, UsageError, has_userinfo
@@ -99,7 +100,8 @@ def export_items(ctx: ExportContext) -> list[CopyItem]:
     items: list[CopyItem] = []
     for img in ctx.content.images:
         plats = list(ctx.args.platform) if ctx.args.platform else img.platforms
-        items.append(CopyItem(img.ref, img.ref, plats))
+        refs = [img.ref] if img.tags is None else [img.ref.with_tag(t) for t in _selected_tags(ctx, img)]
+        items.extend(CopyItem(r, r, plats, referrers=img.referrers) for r in refs)
     for hook in EXPORT_HOOKS:
         items.extend(hook(ctx))
     seen: set[tuple[str, tuple[str, ...]]] = set()
@@ -110,6 +112,21 @@ def export_items(ctx: ExportContext) -> list[CopyItem]:
             seen.add(key)
             unique.append(it)
     return unique
+
+
+def _selected_tags(ctx: ExportContext, img: ImageSpec) -> list[str]:
+    """The tags of img's repository that its `tags:` chooses, newest first (listed from the source now)."""
+    assert img.tags is not None
+    store = RegistrySet(ctx.http).store(img.ref.registry)
+    have = store.tags(img.ref.repository)
+    chosen = img.tags.select(have)
+    if not chosen:
+        newest = TagFilter(regex=re.compile(".*"), latest=5).select(have)
+        raise MirrorError(f"no tag of {img.ref.name} matches {img.tags.describe()} (it has {len(have)} tags"
+                          + (f"; the newest: {', '.join(newest)})" if newest else ")"),
+                          where=f"{ctx.content.path}:{img.line}", hint="adjust tags: in the content file")
+    log.info("%s: %s chooses %s", img.ref.name, img.tags.describe(), ", ".join(chosen))
+    return chosen
 
 
 def artifact_record(r: Any) -> dict[str, Any]:

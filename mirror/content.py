@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from ._yaml import yaml
 from .errors import ContentFileError, MirrorError, has_userinfo
 from .http import HostSettings
 from .reference import Reference, parse
+from .versions import Version, VersionRange
 
 API_VERSION = "airgap-mirror/v1"
 KIND = "Content"
@@ -24,9 +27,37 @@ REGISTRY_KEYS = {"endpoint", "insecure", "ca_file", "plain_http", "auth", "ecr"}
 # "password" is accepted by the key check only so it gets its own refusal below (never a "did you mean").
 AUTH_KEYS = {"username", "password", "password_env", "password_file", "username_env"}
 ECR_KEYS = {"region", "default_region", "role_arn", "external_id", "access_key_env", "secret_key_env", "profile"}
-IMAGE_KEYS = {"ref", "platforms", "referrers"}
+IMAGE_KEYS = {"ref", "platforms", "referrers", "tags"}
+TAGS_KEYS = {"semver", "regex", "latest"}
 CHART_KEYS = {"repo", "oci", "name", "version", "images"}
 PACK_KEYS = {"registry", "name", "version", "images"}
+
+
+@dataclass
+class TagFilter:
+    """`tags:` of an images entry: the repository's tags to carry, chosen when the export runs."""
+
+    semver: VersionRange | None = None      # a Helm-style constraint, e.g. "~1.30" or ">=1.29 <1.31"
+    regex: re.Pattern[str] | None = None    # must match the whole tag
+    latest: int | None = None               # only the newest N of the tags that match
+
+    def describe(self) -> str:
+        parts = ([f"semver {self.semver.text!r}"] if self.semver else []) + \
+            ([f"regex {self.regex.pattern!r}"] if self.regex else []) + \
+            ([f"latest {self.latest}"] if self.latest else [])
+        return ", ".join(parts)
+
+    def select(self, tags: Iterable[str]) -> list[str]:
+        """The matching tags, newest first: semver versions by precedence, above any other tag (by name)."""
+        picked = [t for t in tags if (self.regex is None or self.regex.fullmatch(t))
+                  and (self.semver is None or self.semver.matches(t))]
+
+        def newest(t: str) -> tuple[Any, ...]:
+            v = Version.parse(t)
+            return (1, v.key(), t) if v else (0, (), t)
+
+        picked.sort(key=newest, reverse=True)
+        return picked[:self.latest] if self.latest else picked
 
 
 @dataclass
@@ -35,6 +66,7 @@ class ImageSpec:
     platforms: list[str]
     line: int
     referrers: bool = False         # carry what refers to it too (signatures, SBOMs, attestations)
+    tags: TagFilter | None = None   # carry these tags of the repository (ref then names no tag)
 
 
 @dataclass
@@ -220,7 +252,8 @@ def parse_content(root: yaml.Node | None, path: str) -> Content:
                     raise ctx.err(n, "an images entry needs ref:")
                 plats = ctx.platforms(f["platforms"][1], "platforms") if "platforms" in f else content.platforms
                 refs = ctx.boolean(f["referrers"][1], "referrers") if "referrers" in f else content.referrers
-                content.images.append(ImageSpec(_ref(ctx, f["ref"][1]), list(plats), line, refs))
+                tags = _tag_filter(ctx, f["tags"][1], f["ref"][1]) if "tags" in f else None
+                content.images.append(ImageSpec(_ref(ctx, f["ref"][1]), list(plats), line, refs, tags))
     for key, allowed, store in (("charts", CHART_KEYS, content.charts), ("packs", PACK_KEYS, content.packs)):
         if key in top:
             for n in ctx.seq(top[key][1], key):
@@ -233,6 +266,35 @@ def parse_content(root: yaml.Node | None, path: str) -> Content:
                     raise ctx.err(n, "a charts entry needs exactly one of repo: or oci:")
                 store.append(entry)
     return content
+
+
+def _tag_filter(ctx: _Ctx, node: yaml.Node, ref_node: yaml.Node) -> TagFilter:
+    text = ctx.scalar(ref_node, "image reference")
+    if "@" in text or text.rfind(":") > text.rfind("/"):
+        raise ctx.err(ref_node, f"{text!r} names a tag or digest, and tags: chooses the tags",
+                      "write the repository alone, e.g. ref: registry.k8s.io/kube-apiserver")
+    f = ctx.mapping(node, TAGS_KEYS, "tags")
+    if not {"semver", "regex"} & set(f):
+        raise ctx.err(node, "tags: needs semver: or regex: (or both)",
+                      "e.g. tags: {semver: \"~1.30\", latest: 2}")
+    out = TagFilter()
+    if "semver" in f:
+        try:
+            out.semver = VersionRange(ctx.scalar(f["semver"][1], "semver"))
+        except ValueError as e:
+            raise ctx.err(f["semver"][1], str(e), "write e.g. \"~1.30\", \">=1.29 <1.31\" or \"1.30.x\"") from None
+    if "regex" in f:
+        try:
+            out.regex = re.compile(ctx.scalar(f["regex"][1], "regex"))
+        except re.error as e:
+            raise ctx.err(f["regex"][1], f"invalid regex: {e}",
+                          "it must match the whole tag, e.g. 'v1\\.30\\.\\d+'") from None
+    if "latest" in f:
+        n = ctx.scalar(f["latest"][1], "latest")
+        if not n.isdigit() or int(n) < 1:
+            raise ctx.err(f["latest"][1], f"latest must be a whole number of tags, not {n!r}", "e.g. latest: 3")
+        out.latest = int(n)
+    return out
 
 
 def _ref(ctx: _Ctx, node: yaml.Node) -> Reference:

@@ -44,6 +44,7 @@ class CopyItem:
     platforms: list[str] = field(default_factory=list)
     kind: str = "image"
     meta: dict[str, Any] = field(default_factory=dict)
+    referrers: bool = False         # an export also carries what refers to it (see mirror.referrers)
 
 
 @dataclass

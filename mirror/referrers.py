@@ -76,8 +76,7 @@ def list_referrers(store: RegistrySet, subject: Reference, digest: str) -> tuple
 
 def discoverer(content: Content, http: Http, every_image: bool) -> Callable[[Resolved], list[CopyItem]] | None:
     """copy()'s `discover` for an export: the referrers of each image that asks for them, and theirs."""
-    wanted = {str(i.ref) for i in content.images if i.referrers}
-    if not wanted and not every_image:
+    if not every_image and not any(i.referrers for i in content.images):
         return None
     store = RegistrySet(http)
 
@@ -87,7 +86,7 @@ def discoverer(content: Content, http: Http, every_image: bool) -> Callable[[Res
             depth = int(it.meta.get("depth", 1))
             if depth >= MAX_DEPTH:
                 return []
-        elif it.kind == "image" and (every_image or str(it.source) in wanted):
+        elif it.kind == "image" and (every_image or it.referrers):
             depth = 0
         else:
             return []

@@ -17,7 +17,6 @@ from mirror.charts import (
     HELM_PROV,
     ChartStore,
     IndexCache,
-    VersionRange,
     build_artifact,
     chart_url,
     discover_images,
@@ -37,6 +36,7 @@ from mirror.http import HostSettings, Http
 from mirror.mediatypes import Descriptor
 from mirror.receipt import ImportedArtifact, Receipt, Target
 from mirror.reference import parse
+from mirror.versions import VersionRange
 from tests.support.charts import chart_files, index_yaml, package, sha256_hex
 
 VERSIONS = ["17.10.1", "17.11.0", "17.11.3", "17.12.0", "18.0.0", "1.2.0", "1.9.9", "2.0.0", "2.0.0-rc.1",
