@@ -41,6 +41,7 @@ from .store import Manifest
 
 BUNDLE_JSON = "bundle.json"
 SUMS = "SHA256SUMS"
+SIG = ".sig"                          # an SSH signature beside a signed file (mirror.signing)
 WORK = ".work"
 TAR_BLOCK = 512
 
@@ -580,8 +581,10 @@ class BundleWriter:
         return zstandard.ZstdCompressor(level=self.level).compress(raw)
 
     def finalize(self, artifacts: list[dict[str, Any]], *, depends_on: list[dict[str, Any]] | None = None,
-                 external_blobs: Iterable[str] = ()) -> BundleInfo:
-        """Complete the stream and publish bundle.json. Everything before this is invisible to verify."""
+                 external_blobs: Iterable[str] = (),
+                 sign: Callable[[list[Path]], object] | None = None) -> BundleInfo:
+        """Complete the stream and publish bundle.json. Everything before this is invisible to verify.
+        `sign(files)` signs SHA256SUMS and bundle.json (as `<file>.sig`) before they are put in place."""
         # Only what the artifacts use goes into the index (frames of content dropped since an
         # interrupted run are left out); without artifacts (library use) everything written is kept.
         used = {d for a in artifacts for d in a.get("contents", [a["digest"]])}
@@ -628,7 +631,7 @@ class BundleWriter:
             name=self.name, split_size=self.split_size, depends_on=list(depends_on or []),
             external_blobs=sorted(set(external_blobs)),
         )
-        self._publish(paths, info)
+        self._publish(paths, info, sign)
         return info
 
     def _fill_gaps(self, used: list[tuple[int, int]], end: int) -> None:
@@ -645,19 +648,32 @@ class BundleWriter:
                 raise BundleError(f"overlapping frames at offset {off}", where=self.label)
             pos = max(pos, off + length)
 
-    def _publish(self, paths: list[Path], info: BundleInfo) -> None:
+    def _publish(self, paths: list[Path], info: BundleInfo, sign: Callable[[list[Path]], object] | None) -> None:
         # Retire any older bundle in this directory first: bundle.json goes first, so at no moment
         # does a bundle.json describe parts that are not (yet) the right ones.
         (self.dir / BUNDLE_JSON).unlink(missing_ok=True)
         for old in self.dir.glob(f"{self.name}.tar.zst*"):
             old.unlink()
-        (self.dir / SUMS).unlink(missing_ok=True)
+        for name in (SUMS, SUMS + SIG, BUNDLE_JSON + SIG):
+            (self.dir / name).unlink(missing_ok=True)
         for p in paths:
             p.replace(self.dir / p.name)
-        (self.dir / SUMS).write_text("".join(f"{p.sha256}  {p.name}\n" for p in info.parts))
-        tmp = self.dir / (BUNDLE_JSON + ".tmp")
-        tmp.write_text(json.dumps(info.to_json(), indent=1) + "\n")
-        tmp.replace(self.dir / BUNDLE_JSON)
+        staged = {SUMS: "".join(f"{p.sha256}  {p.name}\n" for p in info.parts),
+                  BUNDLE_JSON: json.dumps(info.to_json(), indent=1) + "\n"}
+        tmps = {name: self.dir / (name + ".tmp") for name in staged}
+        for name, text in staged.items():
+            tmps[name].write_text(text)
+        if sign is not None:        # signed before either is in place: a failed signing leaves no bundle
+            try:
+                sign(list(tmps.values()))
+            except BaseException:
+                for t in tmps.values():
+                    t.unlink(missing_ok=True)
+                raise
+            for name, t in tmps.items():
+                t.with_name(t.name + SIG).replace(self.dir / (name + SIG))
+        tmps[SUMS].replace(self.dir / SUMS)
+        tmps[BUNDLE_JSON].replace(self.dir / BUNDLE_JSON)        # last of all
         shutil.rmtree(self.work, ignore_errors=True)
 
 

@@ -148,6 +148,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError("the content file lists nothing to export", where=args.file)
     split = parse_size(args.split_size) if args.split_size else None
     baseline = _baseline(args)                  # bad input is refused before anything is created
+    sign: Callable[[list[Path]], object] | None = None
+    if args.sign_key:
+        from . import signing
+
+        signing.check_key(args.sign_key)
+        key = args.sign_key
+        sign = lambda files: signing.sign(files, key)  # noqa: E731
     if args.dry_run:
         return _export_plan(ctx, items, baseline, split)
     out = Path(args.output)
@@ -171,13 +178,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         _report_failures(result, "export", "no bundle was written")
         external = sorted({d for r in result.ok for d in r.contents} & baseline.blobs)
         info = writer.finalize([artifact_record(r) for r in result.ok], depends_on=baseline.depends_on,
-                               external_blobs=external)
+                               external_blobs=external, sign=sign)
     finally:
         writer.close()
     print(_summary("export", result))
     size = sum(p.size for p in info.parts)
     print(f"bundle {info.id}: {len(info.artifacts)} artifacts, {len(info.blobs)} blobs, "
-          f"{info.unique_bytes() / 1e6:.1f} MB unique, {size / 1e6:.1f} MB in {len(info.parts)} part(s) -> {out}")
+          f"{info.unique_bytes() / 1e6:.1f} MB unique, {size / 1e6:.1f} MB in {len(info.parts)} part(s) -> {out}"
+          + (f", signed with {args.sign_key}" if sign is not None else ""))
     return 0
 
 
@@ -225,7 +233,17 @@ def _baseline(args: argparse.Namespace) -> Baseline:
 
 # -- verify / inspect ------------------------------------------------------------------------------------
 
+def _check_signed(args: argparse.Namespace, directory: Path, info: BundleInfo | None = None) -> None:
+    """--allowed-signers: the bundle's signatures, checked before anything else of it is trusted."""
+    if getattr(args, "allowed_signers", None):
+        from .signing import check_bundle
+
+        who = check_bundle(directory, info or BundleInfo.load(directory), args.allowed_signers)
+        print(f"signed by {who} (bundle.json and SHA256SUMS, checked against {args.allowed_signers})")
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
+    _check_signed(args, Path(args.bundle))
     t0 = time.monotonic()
     report = verify(args.bundle, jobs=args.jobs)
     dt = time.monotonic() - t0
@@ -271,6 +289,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(f"bundle {info.id} (format {info.format_version}, tool {info.tool_version}, created {info.created})")
     if info.depends_on:
         print("depends on: " + ", ".join(d.get("id", d.get("source", "?")) for d in info.depends_on))
+    sigs = sorted(p.name for p in Path(args.bundle).glob("*.sig"))
+    if sigs:
+        print(f"signatures: {', '.join(sigs)} (check them with verify --allowed-signers FILE)")
     _print_artifacts(info.artifacts)
     total = sum(p.size for p in info.parts)
     print(f"unique blob bytes: {info.unique_bytes()} ({len(info.blobs)} blobs); bundle bytes: {total}")
@@ -366,6 +387,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def _import_one(args: argparse.Namespace, bundle_dir: Path, host: str, base: str, http: Http,
                 target: RegistryStore, receipt: Receipt) -> None:
     reader = BundleReader(bundle_dir)
+    _check_signed(args, bundle_dir, reader.info)
 
     def refuse(bad: dict[str, str]) -> None:
         if bad:
@@ -442,6 +464,11 @@ def connection_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--password-stdin", action="store_true", help="read the target password from stdin")
 
 
+def signers_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allowed-signers", metavar="FILE",
+                   help="refuse a bundle not signed by a key in FILE (OpenSSH allowed_signers format)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="airgap-mirror",
@@ -461,6 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="part file name prefix (default: content file name)")
     p.add_argument("--since", help="previous bundle dir, bundle.json, receipt or inventory: carry only new blobs")
     p.add_argument("--no-chart-images", action="store_true", help="do not add the images charts need")
+    p.add_argument("--sign-key", help="sign bundle.json and SHA256SUMS with this SSH key (ssh-keygen -Y sign)")
     p.add_argument("--dry-run", action="store_true",
                    help="resolve everything and print what would cross and how big; fetch no blob, write nothing")
     p.set_defaults(func=cmd_export)
@@ -468,6 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check every part and every blob of a bundle")
     p.add_argument("bundle", help="bundle directory")
     jobs_flag(p)
+    signers_flag(p)
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("inspect", help="list what a bundle holds")
@@ -485,6 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pack-base", help="base path for Palette packs (default: the --to base path)")
     p.add_argument("--verify", action="store_true",
                    help="checksum every part even when `verify` found them intact and unchanged since")
+    signers_flag(p)
     p.set_defaults(func=cmd_import)
 
     import importlib
