@@ -371,6 +371,9 @@ def cmd_import(args: argparse.Namespace) -> int:
             _import_one(args, Path(bundle_dir), host, base, http, target, receipt)
     finally:
         http.close()
+    if args.dry_run:
+        print("nothing was written (--dry-run)")
+        return 0
     if args.receipt:
         receipt.save(args.receipt)
         print(f"receipt: {args.receipt}")
@@ -408,10 +411,16 @@ def _import_one(args: argparse.Namespace, bundle_dir: Path, host: str, base: str
         print(f"parts: intact when `airgap-mirror verify` checked them ({checked}) and unchanged since; "
               "not hashed again (--verify hashes them anyway)")
     items = import_items(reader, host, base, getattr(args, "pack_base", None))
-    if reader.info.external_blobs:
+    earlier = set(receipt.bundles)          # with --dry-run, the bundles before this one only would be in
+    if reader.info.external_blobs and not (args.dry_run and reader.info.depends_on
+                                           and {d.get("id") for d in reader.info.depends_on} <= earlier):
         from .delta import check_dependencies
 
         items = check_dependencies(reader, target, items)
+    if args.dry_run:
+        _import_plan(args, bundle_dir, reader, target, items)
+        receipt.bundles.append(reader.info.id)
+        return
     for hook in IMPORT_PREPARE_HOOKS:
         hook(args, http, target, items)
     bars = Bars(f"import {bundle_dir.name}")
@@ -435,6 +444,28 @@ def _import_one(args: argparse.Namespace, bundle_dir: Path, host: str, base: str
     if args.receipt:
         receipt.save(args.receipt)      # keep what landed even if a later bundle fails
     _report_failures(result, f"import into {host}", "nothing incomplete was tagged")
+
+
+def _import_plan(args: argparse.Namespace, bundle_dir: Path, reader: BundleReader, target: RegistryStore,
+                 items: list[CopyItem]) -> None:
+    """import --dry-run: what the target lacks of this bundle, from HEADs only; nothing is written."""
+    result = copy(reader, target, items, jobs=args.jobs, dry_run=True)
+    for r in result.failed:
+        print(f"error: {r.item.source}: {r.error}", file=sys.stderr)
+    rows = [(str(r.item.source), str(r.item.target),
+             "in place" if r.tagged else "tag only" if r.present else "new") for r in result.ok]
+    w_src = max([len("SOURCE"), *(len(a) for a, _, _ in rows)])
+    w_dst = max([len("TARGET"), *(len(b) for _, b, _ in rows)])
+    print(f"{'SOURCE':{w_src}}  {'TARGET':{w_dst}}  STATE")
+    for src, dst, state in sorted(rows):
+        print(f"{src:{w_src}}  {dst:{w_dst}}  {state}")
+    states = [state for _, _, state in rows]
+    print(f"plan for {bundle_dir}: {len(rows)} artifacts ({states.count('new')} new, {states.count('tag only')} "
+          f"to tag, {states.count('in place')} in place); blobs to push {result.blobs_fetched} "
+          f"({result.bytes / 1e6:.1f} MB, fewer where a mount serves), already there {result.blobs_skipped}")
+    if result.failed:
+        raise MirrorError(f"{len(result.failed)} of {len(result.resolved)} artifacts cannot be read from the "
+                          "bundle", where=str(bundle_dir), hint="run `airgap-mirror verify` on it")
 
 
 # -- wiring ---------------------------------------------------------------------------------------------
@@ -515,6 +546,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true",
                    help="checksum every part even when `verify` found them intact and unchanged since")
     signers_flag(p)
+    p.add_argument("--dry-run", action="store_true",
+                   help="print what the target lacks and would receive (HEADs only); write nothing")
     p.set_defaults(func=cmd_import)
 
     import importlib

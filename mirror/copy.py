@@ -287,7 +287,8 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
          progress: Progress = nothing, skip_present: bool = True,
          gate: Callable[[], None] | None = None,
          known_platforms: Mapping[str, list[str]] | None = None,
-         discover: Callable[[Resolved], list[CopyItem]] | None = None) -> CopyResult:
+         discover: Callable[[Resolved], list[CopyItem]] | None = None,
+         dry_run: bool = False) -> CopyResult:
     """Copy every item from source to target. Failures are recorded per artifact, never half-tagged.
 
     `gate` is a check that must pass before anything becomes visible in the target. It starts after
@@ -298,6 +299,10 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
     transfers not yet started are dropped and copy raises the gate's error: nothing is tagged.
 
     `known_platforms` is passed to `resolve`.
+
+    With `dry_run`, nothing is written: the artifacts are resolved and checked against the target as for a
+    copy, and each blob a copy would need is asked for (HEAD in its first repository): the result counts
+    those missing as fetched (with their bytes) and the others as skipped.
 
     `discover` names further items for a resolved artifact (its referrers: signatures, SBOMs); they are
     resolved and discovered in turn, each source reference once, and then copied with everything else.
@@ -339,6 +344,8 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
                         r.tagged = r.present = named == r.top.digest
                     if named == "":
                         r.present = target.has_manifest(dst, r.top.descriptor)
+                        if not r.item.target.tag:       # pinned by digest: no tag to write either
+                            r.tagged = r.present
                 except MirrorError:
                     r.present = r.tagged = False
         list(near_pool.map(check_present, result.resolved))
@@ -356,6 +363,16 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
                 if dst not in t.dst_repos:
                     t.dst_repos.append(dst)
                 owners.setdefault(b.digest, []).append(r)
+        if dry_run:
+            def missing(task: _BlobTask) -> bool:
+                return not target.has_blob(task.dst_repos[0], task.desc)
+
+            for task, lacks in zip(tasks.values(), near_pool.map(missing, tasks.values()), strict=True):
+                result.blobs_fetched += lacks
+                result.blobs_skipped += not lacks
+                result.bytes += task.desc.size if lacks else 0
+            result.seconds = time.monotonic() - started
+            return result
         gate_run: Future[None] | None = None
         if gate is not None and (tasks or any(not r.present for r in result.ok)):
             gate_run = gate_pool.submit(gate)

@@ -106,6 +106,31 @@ def test_repeated_copy_writes_nothing_and_skips_the_gate() -> None:
     assert calls == [], "nothing to write, yet the gate ran"
 
 
+def test_repeated_copy_of_digest_pinned_artifacts_writes_nothing_either() -> None:
+    src, items = make_source(3)
+    pinned = [CopyItem(it.source, it.target.with_tag(None).with_digest(src.get_manifest(it.source).digest))
+              for it in items]
+    dst = RecordingStore()
+    copy(src, dst, pinned, jobs=2)
+    assert len([e for e in dst.log if e[0] == "manifest"]) == 3
+    dst.log.clear()
+    result = copy(src, dst, pinned, jobs=2)
+    assert not result.failed and all(r.tagged for r in result.resolved)
+    assert dst.log == []                    # no PUT of a manifest it holds by that very digest
+
+
+def test_dry_run_counts_what_the_target_lacks_and_writes_nothing() -> None:
+    src, items = make_source(3)
+    dst = RecordingStore()
+    copy(src, dst, items[:1], jobs=2)
+    dst.log.clear()
+    result = copy(src, dst, items, jobs=2, dry_run=True)
+    assert dst.log == []
+    assert [r.tagged for r in result.resolved] == [True, False, False]
+    assert (result.blobs_fetched, result.blobs_skipped) == (4, 0)     # 2 new images x (config, layer)
+    assert result.bytes == sum(b.size for r in result.resolved[1:] for b in r.blobs)
+
+
 class CountingSource(MemoryStore):
     """A MemoryStore source that counts blob reads."""
 

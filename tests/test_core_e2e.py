@@ -247,6 +247,22 @@ def test_second_import_skips_everything_and_is_fast(world: dict[str, Any], impor
     check_target(world, target)
 
 
+def test_import_dry_run_says_what_the_target_lacks_and_writes_nothing(world: dict[str, Any],
+                                                                       imported: dict[str, Any],
+                                                                       target_registry: Registry) -> None:
+    info: BundleInfo = world["info"]
+    blobs = {d for d, e in info.blobs.items() if "manifest" not in e.media_type and "index" not in e.media_type}
+    fresh = flow.run_cli([*flow.import_args(world["bundle"], target_registry), "--dry-run"])
+    assert fresh.code == 0, fresh.err
+    assert "6 artifacts (6 new, 0 to tag, 0 in place)" in fresh.out
+    assert f"blobs to push {len(blobs)} ({sum(info.blobs[d].size for d in blobs) / 1e6:.1f} MB" in fresh.out
+    assert "nothing was written (--dry-run)" in fresh.out and "receipt" not in fresh.out
+    assert flow.catalog(target_registry) == []
+    done = flow.run_cli([*flow.import_args(world["bundle"], imported["target"]), "--dry-run"])
+    assert done.code == 0, done.err
+    assert "6 artifacts (0 new, 0 to tag, 6 in place); blobs to push 0" in done.out
+
+
 def test_import_without_base_path(world: dict[str, Any], target_registry: Registry) -> None:
     res = flow.run_cli(flow.import_args(world["bundle"], target_registry, ""))
     assert res.code == 0, res.err
