@@ -63,8 +63,12 @@ def list_referrers(store: RegistrySet, subject: Reference, digest: str) -> tuple
     found = store.referrers(subject.name, digest)
     if found is not None:
         return found, "referrers API"
+    tag = fallback_tag(digest)
+    # HEAD first: most images have no such tag, and Docker Hub counts a manifest GET as a pull, not a HEAD
+    if store.tag_digest(subject.name, tag) is None:
+        return [], ""
     try:
-        listing = store.get_manifest(Reference(subject.registry, subject.repository, tag=fallback_tag(digest)))
+        listing = store.get_manifest(Reference(subject.registry, subject.repository, tag=tag))
     except NotFoundError:
         return [], ""
     entries = _index_entries(listing)

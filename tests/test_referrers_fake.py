@@ -88,6 +88,15 @@ def test_referrers_api_is_read_page_by_page_and_the_fallback_tag_not_at_all() ->
     assert [r.url.path for r in fake.requests] == [f"/v2/library/nginx/referrers/{SUBJECT}"] * 2
 
 
+def test_without_api_or_fallback_tag_only_a_head_asks_for_the_tag() -> None:
+    """Docker Hub counts every manifest GET as a pull against its rate limit; a HEAD is free."""
+    fake = Fake(lambda req: httpx.Response(404, text="404 page not found"))
+    found = list_referrers(RegistrySet(fake.http()), Reference(HOST, "library/nginx", tag="1.25"), SUBJECT)
+    assert found == ([], "")
+    assert [(r.method, r.url.path.rsplit("/", 2)[-2]) for r in fake.requests] == [("GET", "referrers"),
+                                                                                   ("HEAD", "manifests")]
+
+
 def test_no_referrers_api_means_none_and_an_error_is_an_error() -> None:
     store = RegistryStore(Fake(lambda req: httpx.Response(404, text="404 page not found")).http(), HOST)
     assert store.referrers("library/nginx", SUBJECT) is None
