@@ -18,7 +18,7 @@ from typing import Any
 
 from . import defaults
 from .digest import Verifier, sha256_digest
-from .errors import DigestMismatchError, MirrorError, UnreachableError
+from .errors import DigestMismatchError, MirrorError, NotFoundError, UnreachableError
 from .mediatypes import (
     Descriptor,
     artifact_type,
@@ -45,6 +45,7 @@ class CopyItem:
     kind: str = "image"
     meta: dict[str, Any] = field(default_factory=dict)
     referrers: bool = False         # an export also carries what refers to it (see mirror.referrers)
+    optional: bool = False          # found by `discover`: when the source no longer has it, leave it out
 
 
 @dataclass
@@ -205,7 +206,8 @@ def _resolve_graph(source: Store, items: list[CopyItem], known_platforms: Mappin
                    discover: Callable[[Resolved], list[CopyItem]] | None, pool: Executor,
                    fetcher: Executor) -> list[Resolved]:
     """Resolve every item in `pool`, then what `discover` names for each, and so on, each source reference
-    once. A discovery that fails fails its artifact (what was asked for cannot be listed)."""
+    once. A discovery that fails fails its artifact (what was asked for cannot be listed); a discovered item
+    marked optional that the source does not have (a stale entry of a referrers list) is left out."""
     def resolve_all(batch: list[CopyItem]) -> list[Resolved]:
         return list(pool.map(lambda it: resolve(source, it, known_platforms, fetcher), batch))
 
@@ -223,7 +225,12 @@ def _resolve_graph(source: Store, items: list[CopyItem], known_platforms: Mappin
         found = [it for more in pool.map(discovered, [r for r in frontier if r.error is None]) for it in more]
         new = list({str(it.source): it for it in found if str(it.source) not in seen}.values())
         seen.update(str(it.source) for it in new)
-        frontier = resolve_all(new)
+        frontier = []
+        for r in resolve_all(new):
+            if isinstance(r.error, NotFoundError) and r.item.optional:
+                log.warning("%s is listed but not there; left out (%s)", r.item.source, r.error.what)
+            else:
+                frontier.append(r)
         resolved = resolved + frontier
     return resolved
 

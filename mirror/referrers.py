@@ -108,7 +108,8 @@ def discoverer(content: Content, http: Http, every_image: bool) -> Callable[[Res
             for e in entries:
                 ref = Reference(it.source.registry, it.source.repository, digest=str(e["digest"]))
                 extra = {"artifact_type": e["artifactType"]} if e.get("artifactType") else {}
-                out.append(CopyItem(ref, ref, kind=KIND, meta={**meta, "found": how, **extra}))
+                # a stale entry (its manifest deleted, the list not updated) is left out, not an error
+                out.append(CopyItem(ref, ref, kind=KIND, meta={**meta, "found": how, **extra}, optional=True))
             if depth == 0:          # cosign's tags hang off the image only
                 for suffix in COSIGN_SUFFIXES:
                     tag = fallback_tag(digest) + suffix

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from mirror import defaults
-from mirror.copy import CopyItem, copy, filter_index, resolve
+from mirror.copy import CopyItem, Resolved, copy, filter_index, resolve
 from mirror.digest import sha256_digest
 from mirror.errors import MirrorError, PartError
 from mirror.mediatypes import OCI_INDEX, OCI_MANIFEST, Descriptor
@@ -129,6 +129,26 @@ def test_dry_run_counts_what_the_target_lacks_and_writes_nothing() -> None:
     assert [r.tagged for r in result.resolved] == [True, False, False]
     assert (result.blobs_fetched, result.blobs_skipped) == (4, 0)     # 2 new images x (config, layer)
     assert result.bytes == sum(b.size for r in result.resolved[1:] for b in r.blobs)
+
+
+def test_discovered_items_are_copied_and_a_stale_optional_one_left_out() -> None:
+    src, items = make_source(3)
+    gone = items[0].source.with_tag(None).with_digest("sha256:" + "0" * 64)
+
+    def discover(r: Resolved) -> list[CopyItem]:
+        if r.item.source == items[0].source:        # the first artifact "refers" to the other two and to one
+            return [CopyItem(it.source, it.target, kind="referrer") for it in items[1:]] + [
+                CopyItem(gone, gone, kind="referrer", optional=True)]
+        return []
+
+    dst = RecordingStore()
+    result = copy(src, dst, items[:1], jobs=2, discover=discover)
+    assert not result.failed
+    assert [str(r.item.source) for r in result.resolved] == [str(it.source) for it in items]
+    assert all(dst.tags.get((it.target.name, "v1")) for it in items)
+    strict = copy(src, RecordingStore(), items[:1], jobs=2,
+                  discover=lambda r: [CopyItem(gone, gone)] if r.item.source == items[0].source else [])
+    assert [str(r.item.source) for r in strict.failed] == [str(gone)]       # not optional: an error
 
 
 class CountingSource(MemoryStore):
