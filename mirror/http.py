@@ -58,6 +58,18 @@ class HostSettings:
         return None
 
 
+def env_proxy(url: str) -> str | None:
+    """The proxy HTTPS_PROXY / HTTP_PROXY / ALL_PROXY name for `url`, unless NO_PROXY exempts its host, the
+    way httpx reads them for the hosts it routes itself."""
+    import urllib.request
+
+    parts = httpx.URL(url)
+    if urllib.request.proxy_bypass(parts.host):
+        return None
+    found = urllib.request.getproxies()
+    return found.get(parts.scheme) or found.get("all") or None
+
+
 def default_endpoint(host: str, settings: HostSettings) -> str:
     if settings.endpoint:
         return settings.endpoint.rstrip("/")
@@ -320,7 +332,9 @@ class Http:
             netloc = httpx.URL(default_endpoint(name, s)).netloc.decode()
             self._by_netloc[netloc] = s
             if transport is None and (s.insecure or s.ca_file):
-                mounts[f"all://{netloc}"] = httpx.HTTPTransport(verify=self._ssl_context(name, s), limits=limits)
+                # a mount of our own replaces httpx's proxy mounts for this host: give it the proxy back
+                mounts[f"all://{netloc}"] = httpx.HTTPTransport(verify=self._ssl_context(name, s), limits=limits,
+                                                               proxy=env_proxy(default_endpoint(name, s)))
         self.client = httpx.Client(
             transport=transport, mounts=mounts or None, follow_redirects=True, limits=limits,
             verify=_DeferredTrust(ssl.PROTOCOL_TLS_CLIENT),

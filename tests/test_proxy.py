@@ -1,0 +1,45 @@
+"""A connected side behind a corporate proxy: HTTPS_PROXY is honoured for every registry, also one with its own
+CA file (a per-host TLS setting must not route around the proxy), and NO_PROXY exempts a host. A real TLS
+registry on loopback behind a CONNECT proxy that records its tunnels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import flow
+from tests.support.proxy import connect_proxy
+from tests.support.registries import Registry, RegistryFactory
+
+
+@pytest.fixture(scope="module")
+def tls_source(registry_factory: RegistryFactory, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    reg = registry_factory("distribution", tls=True)
+    refs = flow.seed_source(flow.build_sample(tmp_path_factory.mktemp("proxy"), big_layer_bytes=None), reg)
+    yield reg, refs
+    reg.stop()
+
+
+@pytest.mark.parametrize("trust", ["ca_file", "SSL_CERT_FILE"])
+def test_export_goes_through_https_proxy(tls_source: tuple[Registry, list[str]], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch, trust: str) -> None:
+    reg, refs = tls_source
+    content = tmp_path / "c.yaml"
+    text = flow.content_yaml(reg, refs[:2])
+    if trust == "SSL_CERT_FILE":            # trusted without a per-host setting: httpx routes it itself
+        assert reg.ca_file
+        text = text.replace(f"    ca_file: {reg.ca_file}\n", "")
+        monkeypatch.setenv("SSL_CERT_FILE", reg.ca_file)
+    content.write_text(text)
+    with connect_proxy() as (url, seen):
+        monkeypatch.setenv("HTTPS_PROXY", url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        flow.export(content, tmp_path / "B")
+        assert seen and set(seen) == {reg.host}, seen
+        seen.clear()
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        flow.export(content, tmp_path / "C")
+        assert seen == []                   # exempted: straight to the registry
