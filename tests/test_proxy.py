@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from mirror import defaults
+from mirror import http as http_module
 from tests.support import flow
 from tests.support.proxy import connect_proxy
 from tests.support.registries import Registry, RegistryFactory
@@ -17,7 +19,7 @@ from tests.support.registries import Registry, RegistryFactory
 @pytest.fixture(scope="module")
 def tls_source(registry_factory: RegistryFactory, tmp_path_factory: pytest.TempPathFactory) -> Any:
     reg = registry_factory("distribution", tls=True)
-    refs = flow.seed_source(flow.build_sample(tmp_path_factory.mktemp("proxy"), big_layer_bytes=None), reg)
+    refs = flow.seed_source(flow.build_sample(tmp_path_factory.mktemp("proxy")), reg)
     yield reg, refs
     reg.stop()
 
@@ -26,8 +28,18 @@ def tls_source(registry_factory: RegistryFactory, tmp_path_factory: pytest.TempP
 def test_export_goes_through_https_proxy(tls_source: tuple[Registry, list[str]], tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch, trust: str) -> None:
     reg, refs = tls_source
+    # the 3 MB layer is read past h11 (straight from the TLS stream inside the tunnel), as 32 MB+ ones are
+    monkeypatch.setattr(defaults, "HTTP_DIRECT_BODY_MIN", 1 << 20)
+    direct = []
+    real = http_module._direct_body
+
+    def counted(*a: Any) -> Any:
+        direct.append(1)
+        return real(*a)
+
+    monkeypatch.setattr(http_module, "_direct_body", counted)
     content = tmp_path / "c.yaml"
-    text = flow.content_yaml(reg, refs[:2])
+    text = flow.content_yaml(reg, [*refs[:2], "docker.io/example/big:v1"])
     if trust == "SSL_CERT_FILE":            # trusted without a per-host setting: httpx routes it itself
         assert reg.ca_file
         text = text.replace(f"    ca_file: {reg.ca_file}\n", "")
@@ -39,6 +51,7 @@ def test_export_goes_through_https_proxy(tls_source: tuple[Registry, list[str]],
         monkeypatch.delenv("no_proxy", raising=False)
         flow.export(content, tmp_path / "B")
         assert seen and set(seen) == {reg.host}, seen
+        assert direct, "the big layer was not read past h11"
         seen.clear()
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
         flow.export(content, tmp_path / "C")
