@@ -233,13 +233,16 @@ def _baseline(args: argparse.Namespace) -> Baseline:
 
 # -- verify / inspect ------------------------------------------------------------------------------------
 
-def _check_signed(args: argparse.Namespace, directory: Path, info: BundleInfo | None = None) -> None:
-    """--allowed-signers: the bundle's signatures, checked before anything else of it is trusted."""
-    if getattr(args, "allowed_signers", None):
-        from .signing import check_bundle
+def _check_signed(args: argparse.Namespace, directory: Path, info: BundleInfo | None = None) -> str | None:
+    """--allowed-signers: the bundle's signatures, checked before anything else of it is trusted; the
+    signer, or None without the flag."""
+    if not getattr(args, "allowed_signers", None):
+        return None
+    from .signing import check_bundle
 
-        who = check_bundle(directory, info or BundleInfo.load(directory), args.allowed_signers)
-        print(f"signed by {who} (bundle.json and SHA256SUMS, checked against {args.allowed_signers})")
+    who = check_bundle(directory, info or BundleInfo.load(directory), args.allowed_signers)
+    print(f"signed by {who} (bundle.json and SHA256SUMS, checked against {args.allowed_signers})")
+    return who
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -390,7 +393,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 def _import_one(args: argparse.Namespace, bundle_dir: Path, host: str, base: str, http: Http,
                 target: RegistryStore, receipt: Receipt) -> None:
     reader = BundleReader(bundle_dir)
-    _check_signed(args, bundle_dir, reader.info)
+    signer = _check_signed(args, bundle_dir, reader.info)
+    if signer:
+        receipt.signers[reader.info.id] = signer
 
     def refuse(bad: dict[str, str]) -> None:
         if bad:

@@ -41,6 +41,7 @@ class Receipt:
     artifacts: list[ImportedArtifact] = field(default_factory=list)
     bundles: list[str] = field(default_factory=list)          # bundle ids imported
     blobs: list[str] = field(default_factory=list)            # every blob digest the target now holds
+    signers: dict[str, str] = field(default_factory=dict)     # bundle id -> who signed it (--allowed-signers)
     created: str = ""
     tool_version: str = ""
     format: str = RECEIPT_FORMAT
@@ -74,6 +75,7 @@ class Receipt:
             artifacts=[ImportedArtifact(**a) for a in doc.get("artifacts", [])],
             bundles=list(doc.get("bundles", [])),
             blobs=list(doc.get("blobs", [])),
+            signers=dict(doc.get("signers", {})),
             created=doc.get("created", ""),
             tool_version=doc.get("tool_version", ""),
         )

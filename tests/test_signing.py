@@ -96,12 +96,16 @@ def test_verify_and_import_refuse_before_anything(signed: dict[str, Any], target
     assert flow.catalog(target_registry) == []              # nothing pushed
 
 
-def test_import_checks_the_signer_and_lands_everything(signed: dict[str, Any], target_registry: Registry) -> None:
+def test_import_checks_the_signer_and_lands_everything(signed: dict[str, Any], target_registry: Registry,
+                                                        tmp_path: Path) -> None:
+    receipt = tmp_path / "receipt.json"
     res = flow.run_cli([*flow.import_args(signed["bundle"], target_registry),
-                        "--allowed-signers", str(signed["allowed"])])
+                        "--allowed-signers", str(signed["allowed"]), "--receipt", str(receipt)])
     assert res.code == 0, res.err
     assert "signed by exporter@corp" in res.out
     assert len(flow.catalog(target_registry)) == 2
+    bundle_id = json.loads((signed["bundle"] / "bundle.json").read_text())["id"]
+    assert json.loads(receipt.read_text())["signers"] == {bundle_id: "exporter@corp"}
 
 
 def test_a_failed_signing_leaves_no_bundle(signed: dict[str, Any]) -> None:
