@@ -80,7 +80,8 @@ def test_cosign_verifies_signatures_and_attestations_at_the_mirror(signed: dict[
     assert pause.returncode == 0, pause.stderr
 
 
-def test_without_referrers_cosign_finds_nothing_at_the_mirror(signed: dict[str, Any], target_registry: Registry) -> None:
+def test_without_referrers_cosign_finds_nothing_at_the_mirror(signed: dict[str, Any],
+                                                              target_registry: Registry) -> None:
     tmp = signed["tmp"]
     res = flow.run_cli(flow.import_args(tmp / "plain", target_registry))
     assert res.code == 0, res.err
