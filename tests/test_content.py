@@ -230,3 +230,13 @@ def test_charts_and_packs_entries(tmp_path: Path) -> None:
     assert c.packs[0]["name"] == "p"
     e = error(tmp_path, HEAD + "charts:\n  - {name: a}\n")
     assert "exactly one of repo: or oci:" in e.what
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "manifests"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
+def test_every_example_content_file_loads(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUAY_TOKEN", "x")           # examples name credentials by environment variable
+    c = load(EXAMPLES / name)
+    assert c.images or c.charts or c.packs
