@@ -100,6 +100,8 @@ def export_items(ctx: ExportContext) -> list[CopyItem]:
     items: list[CopyItem] = []
     for img in ctx.content.images:
         plats = list(ctx.args.platform) if ctx.args.platform else img.platforms
+        if img.layout:
+            _add_layout(ctx, img)
         refs = [img.ref] if img.tags is None else [img.ref.with_tag(t) for t in _selected_tags(ctx, img)]
         items.extend(CopyItem(r, r, plats, referrers=img.referrers) for r in refs)
     for hook in EXPORT_HOOKS:
@@ -112,6 +114,26 @@ def export_items(ctx: ExportContext) -> list[CopyItem]:
             seen.add(key)
             unique.append(it)
     return unique
+
+
+def _add_layout(ctx: ExportContext, img: ImageSpec) -> None:
+    """Route img's repository to the OCI layout it is read from (export reads no registry for it)."""
+    from .layout import LayoutSource
+
+    assert img.layout is not None
+    where = f"{ctx.content.path}:{img.line}"
+    have = ctx.overlays.get(img.ref.name)
+    if have is not None:
+        if not isinstance(have, LayoutSource) or have.root != Path(img.layout) or have.ref_name != img.layout_ref:
+            raise UsageError(f"{img.ref.name} is read from two places", where=where,
+                             hint="give one layout per repository")
+        return
+    try:
+        ctx.overlays[img.ref.name] = LayoutSource(img.layout, img.layout_ref)
+    except MirrorError as e:
+        raise UsageError(f"layout {img.layout}: {e.what}", where=where,
+                         hint="point layout: at a directory with oci-layout and index.json (e.g. written by "
+                         "buildah push IMAGE oci:DIR:TAG or skopeo copy ... oci:DIR:TAG)") from None
 
 
 def _selected_tags(ctx: ExportContext, img: ImageSpec) -> list[str]:

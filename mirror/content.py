@@ -27,7 +27,7 @@ REGISTRY_KEYS = {"endpoint", "insecure", "ca_file", "plain_http", "auth", "ecr"}
 # "password" is accepted by the key check only so it gets its own refusal below (never a "did you mean").
 AUTH_KEYS = {"username", "password", "password_env", "password_file", "username_env"}
 ECR_KEYS = {"region", "default_region", "role_arn", "external_id", "access_key_env", "secret_key_env", "profile"}
-IMAGE_KEYS = {"ref", "platforms", "referrers", "tags"}
+IMAGE_KEYS = {"ref", "platforms", "referrers", "tags", "layout", "layout_ref"}
 TAGS_KEYS = {"semver", "regex", "latest"}
 CHART_KEYS = {"repo", "oci", "name", "version", "images"}
 PACK_KEYS = {"registry", "name", "version", "images"}
@@ -67,6 +67,8 @@ class ImageSpec:
     line: int
     referrers: bool = False         # carry what refers to it too (signatures, SBOMs, attestations)
     tags: TagFilter | None = None   # carry these tags of the repository (ref then names no tag)
+    layout: str | None = None       # read it from this OCI image layout directory, not from a registry
+    layout_ref: str | None = None   # its org.opencontainers.image.ref.name there (default: found by tag)
 
 
 @dataclass
@@ -253,7 +255,20 @@ def parse_content(root: yaml.Node | None, path: str) -> Content:
                 plats = ctx.platforms(f["platforms"][1], "platforms") if "platforms" in f else content.platforms
                 refs = ctx.boolean(f["referrers"][1], "referrers") if "referrers" in f else content.referrers
                 tags = _tag_filter(ctx, f["tags"][1], f["ref"][1]) if "tags" in f else None
-                content.images.append(ImageSpec(_ref(ctx, f["ref"][1]), list(plats), line, refs, tags))
+                image = ImageSpec(_ref(ctx, f["ref"][1]), list(plats), line, refs, tags)
+                if "layout_ref" in f and "layout" not in f:
+                    raise ctx.err(f["layout_ref"][0], "layout_ref: needs layout:", "add layout: <directory>")
+                if "layout" in f:
+                    for key in ("tags", "referrers"):
+                        if key in f:
+                            raise ctx.err(f[key][0], f"{key}: asks a registry, and this image comes from a layout",
+                                          f"drop {key}: from this entry")
+                    image.referrers = False
+                    where = Path(ctx.scalar(f["layout"][1], "layout")).expanduser()
+                    image.layout = str(where if where.is_absolute() else Path(path).parent / where)
+                    if "layout_ref" in f:
+                        image.layout_ref = ctx.scalar(f["layout_ref"][1], "layout_ref")
+                content.images.append(image)
     for key, allowed, store in (("charts", CHART_KEYS, content.charts), ("packs", PACK_KEYS, content.packs)):
         if key in top:
             for n in ctx.seq(top[key][1], key):

@@ -135,3 +135,31 @@ class LayoutStore:
                                 if (m.get("annotations") or {}).get(ANNOTATION_REF_NAME) != name]
             doc["manifests"].append(entry)
             self._write_index(doc)
+
+
+class LayoutSource(LayoutStore):
+    """An OCI image layout made by another tool (buildah, `docker buildx --output type=oci`, kaniko, skopeo,
+    umoci ...), read as the source of an image the content file names: its tag is looked up in index.json
+    under `ref_name` when given, else under the full reference, `repository:tag`, or the tag alone (what
+    skopeo and buildah write); a layout with one manifest and no names at all serves that one."""
+
+    def __init__(self, root: str | os.PathLike[str], ref_name: str | None = None) -> None:
+        super().__init__(root)
+        self.ref_name = ref_name
+
+    def get_manifest(self, ref: Reference) -> Manifest:
+        if ref.digest:
+            return super().get_manifest(ref)
+        names = [self.ref_name] if self.ref_name else [str(ref), f"{ref.repository}:{ref.tag}", ref.tag or "latest"]
+        refs = self.refs()
+        entries = self.index().get("manifests", [])
+        found = next((d for n in names for name, d in refs if name == n), None)
+        if found is None and not self.ref_name and not refs and len(entries) == 1:
+            e = entries[0]
+            found = Descriptor(e["mediaType"], e["digest"], int(e["size"]))
+        if found is None:
+            have = ", ".join(sorted(name for name, _ in refs)) or "no names"
+            raise NotFoundError(f"{names[0] if self.ref_name else ref.tag} is not in index.json (it has {have})",
+                                where=self.label, hint="set layout_ref: to the name the layout gives the image")
+        return Manifest(blob_path(self.root, found.digest).read_bytes(), found.media_type, found.digest)
+

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -78,8 +78,10 @@ def list_referrers(store: RegistrySet, subject: Reference, digest: str) -> tuple
     return entries, "referrers tag"
 
 
-def discoverer(content: Content, http: Http, every_image: bool) -> Callable[[Resolved], list[CopyItem]] | None:
-    """copy()'s `discover` for an export: the referrers of each image that asks for them, and theirs."""
+def discoverer(content: Content, http: Http, every_image: bool,
+               elsewhere: Collection[str] = ()) -> Callable[[Resolved], list[CopyItem]] | None:
+    """copy()'s `discover` for an export: the referrers of each image that asks for them, and theirs; not of
+    repositories read from `elsewhere` than a registry (OCI layouts, chart repositories)."""
     if not every_image and not any(i.referrers for i in content.images):
         return None
     store = RegistrySet(http)
@@ -90,7 +92,7 @@ def discoverer(content: Content, http: Http, every_image: bool) -> Callable[[Res
             depth = int(it.meta.get("depth", 1))
             if depth >= MAX_DEPTH:
                 return []
-        elif it.kind == "image" and (every_image or it.referrers):
+        elif it.kind == "image" and (every_image or it.referrers) and it.source.name not in elsewhere:
             depth = 0
         else:
             return []
@@ -201,7 +203,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 def _export_hook(ctx: Any) -> list[CopyItem]:
     """EXPORT_HOOKS entry that adds no item of its own: referrers are found once the images are resolved."""
-    found = discoverer(ctx.content, ctx.http, bool(getattr(ctx.args, "referrers", False)))
+    found = discoverer(ctx.content, ctx.http, bool(getattr(ctx.args, "referrers", False)), set(ctx.overlays))
     if found is not None:
         ctx.discover.append(found)
     return []
