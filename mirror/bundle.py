@@ -649,6 +649,15 @@ class BundleWriter:
             pos = max(pos, off + length)
 
     def _publish(self, paths: list[Path], info: BundleInfo, sign: Callable[[list[Path]], object] | None) -> None:
+        # SHA256SUMS and bundle.json are written, and signed, in the work directory first: a signing that
+        # fails changes nothing in the bundle directory, and a rerun resumes from the work directory.
+        staged = {SUMS: "".join(f"{p.sha256}  {p.name}\n" for p in info.parts),
+                  BUNDLE_JSON: json.dumps(info.to_json(), indent=1) + "\n"}
+        tmps = {name: self.work / name for name in staged}
+        for name, text in staged.items():
+            tmps[name].write_text(text)
+        if sign is not None:
+            sign(list(tmps.values()))
         # Retire any older bundle in this directory first: bundle.json goes first, so at no moment
         # does a bundle.json describe parts that are not (yet) the right ones.
         (self.dir / BUNDLE_JSON).unlink(missing_ok=True)
@@ -658,18 +667,7 @@ class BundleWriter:
             (self.dir / name).unlink(missing_ok=True)
         for p in paths:
             p.replace(self.dir / p.name)
-        staged = {SUMS: "".join(f"{p.sha256}  {p.name}\n" for p in info.parts),
-                  BUNDLE_JSON: json.dumps(info.to_json(), indent=1) + "\n"}
-        tmps = {name: self.dir / (name + ".tmp") for name in staged}
-        for name, text in staged.items():
-            tmps[name].write_text(text)
-        if sign is not None:        # signed before either is in place: a failed signing leaves no bundle
-            try:
-                sign(list(tmps.values()))
-            except BaseException:
-                for t in tmps.values():
-                    t.unlink(missing_ok=True)
-                raise
+        if sign is not None:
             for name, t in tmps.items():
                 t.with_name(t.name + SIG).replace(self.dir / (name + SIG))
         tmps[SUMS].replace(self.dir / SUMS)

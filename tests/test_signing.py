@@ -115,6 +115,15 @@ def test_a_failed_signing_leaves_no_bundle(signed: dict[str, Any]) -> None:
     res = flow.run_cli(["export", "-f", str(signed["content"]), "-o", str(out), "--sign-key", str(garbage)])
     assert res.code != 0 and "signing with" in res.error_line and "failed" in res.error_line
     assert not (out / "bundle.json").exists() and not list(out.glob("*.sig"))
+    again = flow.run_cli(["export", "-f", str(signed["content"]), "-o", str(out), "--sign-key", str(signed["key"])])
+    assert again.code == 0, again.err                                  # the rerun resumes and signs
+    assert "blobs fetched 0" in again.out
+    checked = flow.run_cli(["verify", str(out), "--allowed-signers", str(signed["allowed"])])
+    assert checked.code == 0, checked.err
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    over = flow.run_cli(["export", "-f", str(signed["content"]), "-o", str(out), "--sign-key", str(garbage)])
+    assert over.code != 0
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before   # the old bundle stands
     missing = flow.run_cli(["export", "-f", str(signed["content"]), "-o", str(signed["tmp"] / "never"),
                             "--sign-key", str(signed["tmp"] / "no-such-key")])
     assert missing.code != 0 and "is not a file" in missing.error_line
