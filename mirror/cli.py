@@ -132,8 +132,9 @@ def _add_layout(ctx: ExportContext, img: ImageSpec) -> None:
         ctx.overlays[img.ref.name] = LayoutSource(img.layout, img.layout_ref)
     except MirrorError as e:
         raise UsageError(f"layout {img.layout}: {e.what}", where=where,
-                         hint="point layout: at a directory with oci-layout and index.json (e.g. written by "
-                         "buildah push IMAGE oci:DIR:TAG or skopeo copy ... oci:DIR:TAG)") from None
+                         hint=e.hint or "point layout: at an OCI layout directory with oci-layout and index.json "
+                         "(written by e.g. buildah push IMAGE oci:DIR:TAG or skopeo copy ... oci:DIR:TAG), or an "
+                         "uncompressed tar of one (docker buildx --output type=oci,dest=FILE)") from None
 
 
 def _selected_tags(ctx: ExportContext, img: ImageSpec) -> list[str]:

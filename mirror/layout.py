@@ -16,7 +16,7 @@ from typing import Any
 
 from .defaults import CHUNK_SIZE
 from .digest import Verifier, sha256_digest
-from .errors import NotFoundError
+from .errors import NotFoundError, UsageError
 from .mediatypes import ANNOTATION_REF_NAME, Descriptor, parse_manifest
 from .reference import Reference
 from .store import Manifest
@@ -139,17 +139,86 @@ class LayoutStore:
 
 class LayoutSource(LayoutStore):
     """An OCI image layout made by another tool (buildah, `docker buildx --output type=oci`, kaniko, skopeo,
-    umoci ...), read as the source of an image the content file names: its tag is looked up in index.json
-    under `ref_name` when given, else under the full reference, `repository:tag`, or the tag alone (what
-    skopeo and buildah write); a layout with one manifest and no names at all serves that one."""
+    umoci ...), a directory or an uncompressed tar of one (what buildx writes), read as the source of an image
+    the content file names: its tag is looked up in index.json under `ref_name` when given, else under the
+    full reference, `repository:tag`, or the tag alone (what skopeo and buildah write); a layout with one
+    manifest and no names at all serves that one. A tar is read in place, member by member (no unpacking)."""
 
     def __init__(self, root: str | os.PathLike[str], ref_name: str | None = None) -> None:
-        super().__init__(root)
         self.ref_name = ref_name
+        self._members: dict[str, tuple[int, int]] | None = None
+        path = Path(root)
+        if not path.is_file():
+            super().__init__(root)
+            return
+        self.root = path
+        self.label = f"OCI layout archive {path}"
+        self._lock = threading.Lock()
+        self._members = _tar_members(path)
+        if "oci-layout" not in self._members or "index.json" not in self._members:
+            raise NotFoundError("not an OCI layout archive (no oci-layout and index.json in it)", where=str(path))
+
+    def _member(self, name: str) -> tuple[int, int] | None:
+        assert self._members is not None
+        return self._members.get(name)
+
+    def _blob(self, digest: str) -> tuple[int, int] | None:
+        return self._member("blobs/" + digest.replace(":", "/", 1))
+
+    def _read(self, offset: int, size: int) -> bytes:
+        with self.root.open("rb") as f:
+            return os.pread(f.fileno(), size, offset)
+
+    def index(self) -> dict[str, Any]:
+        if self._members is None:
+            return super().index()
+        at = self._member("index.json")
+        assert at is not None
+        return json.loads(self._read(*at))  # type: ignore[no-any-return]
+
+    def has_blob(self, repo: str, desc: Descriptor) -> bool:
+        if self._members is None:
+            return super().has_blob(repo, desc)
+        at = self._blob(desc.digest)
+        return at is not None and at[1] == desc.size
+
+    has_manifest = has_blob
+
+    @contextmanager
+    def open_blob(self, repo: str, desc: Descriptor) -> Iterator[Iterator[bytes]]:
+        if self._members is None:
+            with super().open_blob(repo, desc) as chunks:
+                yield chunks
+            return
+        at = self._blob(desc.digest)
+        if at is None:
+            raise NotFoundError(f"blob {desc.digest} not found", where=self.label)
+        offset, size = at
+        with self.root.open("rb") as f:
+            def member() -> Iterator[bytes]:
+                pos, end = offset, offset + size
+                while pos < end:
+                    data = os.pread(f.fileno(), min(CHUNK_SIZE, end - pos), pos)
+                    if not data:
+                        raise NotFoundError(f"blob {desc.digest} is cut short", where=self.label)
+                    pos += len(data)
+                    yield data
+            yield member()
+
+    def _bytes(self, digest: str) -> bytes:
+        if self._members is None:
+            return blob_path(self.root, digest).read_bytes()
+        at = self._blob(digest)
+        if at is None:
+            raise NotFoundError(f"manifest {digest} not found", where=self.label)
+        return self._read(*at)
 
     def get_manifest(self, ref: Reference) -> Manifest:
         if ref.digest:
-            return super().get_manifest(ref)
+            desc = next((d for _, d in self.refs() if d.digest == ref.digest), None)
+            data = self._bytes(ref.digest)
+            mt, _ = parse_manifest(data, desc.media_type if desc else None)
+            return Manifest(data, mt, ref.digest)
         names = [self.ref_name] if self.ref_name else [str(ref), f"{ref.repository}:{ref.tag}", ref.tag or "latest"]
         refs = self.refs()
         entries = self.index().get("manifests", [])
@@ -161,5 +230,17 @@ class LayoutSource(LayoutStore):
             have = ", ".join(sorted(name for name, _ in refs)) or "no names"
             raise NotFoundError(f"{names[0] if self.ref_name else ref.tag} is not in index.json (it has {have})",
                                 where=self.label, hint="set layout_ref: to the name the layout gives the image")
-        return Manifest(blob_path(self.root, found.digest).read_bytes(), found.media_type, found.digest)
+        return Manifest(self._bytes(found.digest), found.media_type, found.digest)
+
+
+def _tar_members(path: Path) -> dict[str, tuple[int, int]]:
+    """name -> (offset, size) of every file in an uncompressed tar: its members are read in place."""
+    import tarfile
+
+    try:
+        with tarfile.open(path, "r:") as t:
+            return {m.name.removeprefix("./"): (m.offset_data, m.size) for m in t if m.isfile()}
+    except tarfile.ReadError as e:
+        raise UsageError(f"{path} is not an uncompressed tar ({e})", where=str(path),
+                         hint="decompress it first (gunzip, zstd -d), or give the layout directory") from None
 

@@ -5,6 +5,7 @@ are written by skopeo (a multi-arch index, from the source registry) and umoci (
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,39 @@ def test_a_skopeo_layout_is_exported_and_imported_with_its_digest(source_registr
     res = flow.run_cli(flow.import_args(tmp_path / "B", target_registry))
     assert res.code == 0, res.err
     assert flow.head_digest(target_registry, "airgap-images/harbor.corp/mycorp/web", "1.25") == digest
+
+
+@pytest.mark.parametrize("members", ["./", "plain"])
+def test_an_uncompressed_tar_of_a_layout_is_read_in_place(source_registry: Registry, target_registry: Registry,
+                                                          tmp_path: Path, members: str) -> None:
+    """What `docker buildx build --output type=oci,dest=app.tar` writes; with ./ names (tar -C DIR .) or not."""
+    need("skopeo")
+    flow.seed_source(flow.build_sample(tmp_path), source_registry)
+    layout = tmp_path / "oci"
+    run(["skopeo", "copy", "-q", "--all", "--preserve-digests", "--src-tls-verify=false",
+         f"docker://{source_registry.host}/example/big:v1", f"oci:{layout}:v1"])
+    archive = tmp_path / "big.tar"
+    run(["tar", "-cf", str(archive), "-C", str(layout), *(["."] if members == "./" else
+                                                          ["oci-layout", "index.json", "blobs"])])
+    shutil.rmtree(layout)                           # read from the tar alone
+    content = write(tmp_path, "  - {ref: 'harbor.corp/mycorp/big:v1', layout: big.tar}\n")
+    flow.export(content, tmp_path / "B")
+    digest = flow.head_digest(source_registry, "example/big", "v1")
+    assert [a["digest"] for a in BundleInfo.load(tmp_path / "B").artifacts] == [digest]
+    res = flow.run_cli(flow.import_args(tmp_path / "B", target_registry))
+    assert res.code == 0, res.err
+    assert flow.head_digest(target_registry, "airgap-images/harbor.corp/mycorp/big", "v1") == digest
+
+
+def test_a_compressed_tar_is_refused_with_a_hint(tmp_path: Path) -> None:
+    layout = tmp_path / "oci"
+    (layout / "blobs").mkdir(parents=True)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (layout / "index.json").write_text('{"schemaVersion": 2, "manifests": []}')
+    run(["tar", "-czf", str(tmp_path / "x.tar.gz"), "-C", str(layout), "."])
+    content = write(tmp_path, "  - {ref: 'mycorp/x:1', layout: x.tar.gz}\n")
+    res = flow.run_cli(["export", "-f", str(content), "-o", str(tmp_path / "never")])
+    assert res.code != 0 and "is not an uncompressed tar" in res.error_line and "gunzip" in res.error_line
 
 
 def test_an_umoci_layout_by_its_ref_name(tmp_path: Path) -> None:
