@@ -110,17 +110,25 @@ class LayoutStore:
     def get_manifest(self, ref: Reference) -> Manifest:
         if ref.digest:
             desc = next((d for _, d in self.refs() if d.digest == ref.digest), None)
-            p = blob_path(self.root, ref.digest)
-            if not p.exists():
-                raise NotFoundError(f"manifest {ref} not found", where=self.label)
-            data = p.read_bytes()
+            data = self._bytes(ref.digest)
             mt, _ = parse_manifest(data, desc.media_type if desc else None)
             return Manifest(data, mt, ref.digest)
+        found = self._find(ref)
+        return Manifest(self._bytes(found.digest), found.media_type, found.digest)
+
+    def _find(self, ref: Reference) -> Descriptor:
+        """The index.json entry a tagged reference names."""
         wanted = str(ref)
         for name, desc in self.refs():
             if name == wanted:
-                return Manifest(blob_path(self.root, desc.digest).read_bytes(), desc.media_type, desc.digest)
+                return desc
         raise NotFoundError(f"{ref} is not in index.json", where=self.label)
+
+    def _bytes(self, digest: str) -> bytes:
+        try:
+            return blob_path(self.root, digest).read_bytes()
+        except FileNotFoundError:
+            raise NotFoundError(f"manifest {digest} not found", where=self.label) from None
 
     def put_manifest(self, ref: Reference, manifest: Manifest) -> None:
         self.put_bytes(manifest.data)
@@ -207,22 +215,17 @@ class LayoutSource(LayoutStore):
 
     def _bytes(self, digest: str) -> bytes:
         if self._members is None:
-            return blob_path(self.root, digest).read_bytes()
+            return super()._bytes(digest)
         at = self._blob(digest)
         if at is None:
             raise NotFoundError(f"manifest {digest} not found", where=self.label)
         return self._read(*at)
 
-    def get_manifest(self, ref: Reference) -> Manifest:
-        if ref.digest:
-            desc = next((d for _, d in self.refs() if d.digest == ref.digest), None)
-            data = self._bytes(ref.digest)
-            mt, _ = parse_manifest(data, desc.media_type if desc else None)
-            return Manifest(data, mt, ref.digest)
+    def _find(self, ref: Reference) -> Descriptor:
         names = [self.ref_name] if self.ref_name else [str(ref), f"{ref.repository}:{ref.tag}", ref.tag or "latest"]
         refs = self.refs()
-        entries = self.index().get("manifests", [])
         found = next((d for n in names for name, d in refs if name == n), None)
+        entries = self.index().get("manifests", [])
         if found is None and not self.ref_name and not refs and len(entries) == 1:
             e = entries[0]
             found = Descriptor(e["mediaType"], e["digest"], int(e["size"]))
@@ -230,7 +233,7 @@ class LayoutSource(LayoutStore):
             have = ", ".join(sorted(name for name, _ in refs)) or "no names"
             raise NotFoundError(f"{names[0] if self.ref_name else ref.tag} is not in index.json (it has {have})",
                                 where=self.label, hint="set layout_ref: to the name the layout gives the image")
-        return Manifest(self._bytes(found.digest), found.media_type, found.digest)
+        return found
 
 
 def _tar_members(path: Path) -> dict[str, tuple[int, int]]:
