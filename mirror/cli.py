@@ -291,6 +291,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def _print_artifacts(artifacts: list[dict[str, Any]]) -> None:
     """The artifact table of `inspect` and `export --dry-run`: columns as wide as their values."""
     arts = sorted(artifacts, key=lambda a: a["ref"])
+    # what a referrer refers to, by name (an image's name first, where a digest has several)
+    by_digest = {a["digest"]: a["ref"] for a in sorted(arts, key=lambda a: a.get("kind") != "referrer")}
     plats = [",".join(a.get("platforms") or []) or "-" for a in arts]
     kinds = [a.get("kind", "image") for a in arts]
     w_ref = max([len("SOURCE"), *(len(a["ref"]) for a in arts)])
@@ -299,9 +301,12 @@ def _print_artifacts(artifacts: list[dict[str, Any]]) -> None:
     print(f"{'SOURCE':{w_ref}}  {'KIND':{w_kind}}  {'SIZE':>10}  {'PLATFORMS':{w_plat}}  DIGEST")
     for a, kind, plat in zip(arts, kinds, plats, strict=True):
         print(f"{a['ref']:{w_ref}}  {kind:{w_kind}}  {a['size'] / 1e6:9.1f}M  {plat:{w_plat}}  {a['digest'][:19]}")
-        parent = (a.get("meta") or {}).get("from")
-        if parent:
-            print(f"{'':4}<- needed by {parent}")
+        meta = a.get("meta") or {}
+        if meta.get("from"):
+            print(f"{'':4}<- needed by {meta['from']}")
+        if meta.get("subject"):
+            subject = by_digest.get(meta["subject"], meta["subject"])
+            print(f"{'':4}-> refers to {subject}" + (f" (found by {meta['found']})" if meta.get("found") else ""))
         print(f"{'':4}{a['media_type']}" + (f"  ({a['artifact_type']})" if a.get("artifact_type") else ""))
 
 

@@ -102,6 +102,9 @@ def test_export_carries_the_referrers_asked_for(signed: dict[str, Any]) -> None:
     assert arts[s["sbom_sig"]]["meta"]["subject"] == s["sbom"] and arts[s["sbom_sig"]]["meta"]["depth"] == 2
     assert arts[s["cosign"]]["ref"] == f"docker.io/library/nginx:{s['cosign_tag']}"
     assert arts[s["cosign"]]["meta"]["found"] == "cosign tag"
+    insp = flow.run_cli(["inspect", str(signed["bundle"])]).out
+    assert f"-> refers to {NGINX} (found by referrers tag)" in insp
+    assert f"-> refers to docker.io/library/nginx@{s['sbom']} (found by referrers tag)" in insp
     info = BundleInfo.load(signed["bundle"])
     for a in arts.values():             # each referrer's manifest and blobs are in the bundle
         assert all(d in info.blobs for d in a["contents"])
