@@ -22,7 +22,7 @@ from .errors import MirrorError, PartError, RedactingFilter, UsageError, has_use
 from .http import HostSettings, Http
 from .progress import Event
 from .receipt import ImportedArtifact, Receipt, Target, palette_mirror_string
-from .reference import host_segment, join_path, mirrored, parse
+from .reference import Reference, host_segment, join_path, mirrored, parse
 from .registry import OverlayStore, RegistrySet, RegistryStore
 
 log = logging.getLogger("mirror")
@@ -366,20 +366,28 @@ def target_http(args: argparse.Namespace, host: str) -> Http:
     return Http({host: settings})
 
 
+def target_of(src: Reference, kind: str, meta: dict[str, Any], host: str, base: str, pack_base: str | None,
+              digest: str | None = None) -> Reference:
+    """Where an artifact lands in the target: HOST/BASE/<source-host>/<repo>, or a pack where Palette reads it."""
+    target_path = meta.get("target_path")
+    if kind == "pack" and (pack_base is not None or target_path):
+        # Packs go where Palette reads them: HOST/<pack base, default the --to base>/<target_path>.
+        pb = base if pack_base is None else pack_base
+        dst = src.in_repo(host, join_path(pb, target_path or src.repository))
+    else:
+        dst = mirrored(src, host, base)
+    if src.digest and not src.tag:
+        dst = dst.with_digest(digest or src.digest)
+    return dst
+
+
 def import_items(reader: BundleReader, host: str, base: str, pack_base: str | None = None) -> list[CopyItem]:
     items = []
     for a in reader.info.artifacts:
         src = parse(a["ref"])
-        target_path = (a.get("meta") or {}).get("target_path")
-        if a.get("kind") == "pack" and (pack_base is not None or target_path):
-            # Packs go where Palette reads them: HOST/<pack base, default the --to base>/<target_path>.
-            pb = base if pack_base is None else pack_base
-            dst = src.in_repo(host, join_path(pb, target_path or src.repository))
-        else:
-            dst = mirrored(src, host, base)
-        if src.digest and not src.tag:
-            dst = dst.with_digest(a["digest"])
-        items.append(CopyItem(src, dst, kind=a.get("kind", "image"), meta=a.get("meta") or {}))
+        meta = a.get("meta") or {}
+        items.append(CopyItem(src, target_of(src, a.get("kind", "image"), meta, host, base, pack_base, a["digest"]),
+                              kind=a.get("kind", "image"), meta=meta))
     return items
 
 
@@ -393,9 +401,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     host, base = parse_target(args.to)
     http = target_http(args, host)
     target = RegistryStore(http, host, role="target")
-    receipt = Receipt(Target(host, base, args.plain_http, args.insecure, args.ca_file, args.username,
-                             getattr(args, "pack_base", None)),
-                      created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), tool_version=__version__)
+    receipt = new_receipt(args, host, base)
     try:
         target.ping()
         for bundle_dir in args.bundles:
@@ -405,6 +411,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.dry_run:
         print("nothing was written (--dry-run)")
         return 0
+    return _finish(args, receipt)
+
+
+def _finish(args: argparse.Namespace, receipt: Receipt) -> int:
+    """The receipt, the mirror configuration files, and the Palette mirror string, after an import or sync."""
     if args.receipt:
         receipt.save(args.receipt)
         print(f"receipt: {args.receipt}")
@@ -416,6 +427,63 @@ def cmd_import(args: argparse.Namespace) -> int:
     print("mirror registries (Palette image-swap):")
     print(palette_mirror_string(receipt))
     return 0
+
+
+def new_receipt(args: argparse.Namespace, host: str, base: str) -> Receipt:
+    return Receipt(Target(host, base, args.plain_http, args.insecure, args.ca_file, args.username,
+                          getattr(args, "pack_base", None)),
+                   created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), tool_version=__version__)
+
+
+# -- sync -----------------------------------------------------------------------------------------------
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """export and import in one step, registry to registry, for a site that reaches both: no bundle."""
+    content = load(args.file)
+    http = Http(content.host_settings())
+    ctx = ExportContext(content, http, args)
+    items = export_items(ctx)
+    if not items:
+        raise UsageError("the content file lists nothing to sync", where=args.file)
+    host, base = parse_target(args.to)
+    dst_http = target_http(args, host)
+    target = RegistryStore(dst_http, host, role="target")
+
+    def placed(it: CopyItem) -> CopyItem:
+        return CopyItem(it.source, target_of(it.source, it.kind, it.meta, host, base, args.pack_base),
+                        it.platforms, it.kind, it.meta, referrers=it.referrers, optional=it.optional)
+
+    items = [placed(it) for it in items]
+    found = _discover_all(ctx.discover)
+    discover = None if found is None else (lambda r: [placed(it) for it in found(r)])
+    source: Any = RegistrySet(http)
+    if ctx.overlays:
+        source = OverlayStore(source, ctx.overlays)
+    receipt = new_receipt(args, host, base)
+    bars = Bars("sync")
+    try:
+        target.ping()
+        if args.dry_run:
+            result = copy(source, target, items, jobs=args.jobs, discover=discover, dry_run=True)
+            _print_plan_rows(f"sync into {args.to}", result)
+            _report_failures(result, f"sync into {host}", "nothing was written")
+            print("nothing was written (--dry-run)")
+            return 0
+        for hook in IMPORT_PREPARE_HOOKS:
+            hook(args, dst_http, target, items)
+        result = copy(source, target, items, jobs=args.jobs, progress=bars, discover=discover)
+        for done in IMPORT_DONE_HOOKS:
+            done(target, result)
+    finally:
+        bars.close()
+        http.close()
+        dst_http.close()
+    print(_summary(f"sync into {args.to}", result))
+    _record(receipt, result)
+    if args.receipt:
+        receipt.save(args.receipt)      # what landed, even when something failed
+    _report_failures(result, f"sync into {host}", "nothing incomplete was tagged")
+    return _finish(args, receipt)
 
 
 def _import_one(args: argparse.Namespace, bundle_dir: Path, host: str, base: str, http: Http,
@@ -465,6 +533,15 @@ def _import_one(args: argparse.Namespace, bundle_dir: Path, host: str, base: str
     for done in IMPORT_DONE_HOOKS:
         done(target, result)
     print(_summary(f"import {bundle_dir}", result))
+    _record(receipt, result)
+    receipt.bundles.append(reader.info.id)
+    if args.receipt:
+        receipt.save(args.receipt)      # keep what landed even if a later bundle fails
+    _report_failures(result, f"import into {host}", "nothing incomplete was tagged")
+
+
+def _record(receipt: Receipt, result: CopyResult) -> None:
+    """What landed, into the receipt."""
     for r in result.ok:
         assert r.top is not None
         src = r.item.source
@@ -472,11 +549,7 @@ def _import_one(args: argparse.Namespace, bundle_dir: Path, host: str, base: str
             receipt.hosts.setdefault(src.registry, host_segment(src.registry))
         receipt.artifacts.append(ImportedArtifact(r.item.kind, str(src), str(r.item.target), r.top.digest,
                                                   r.top.media_type, r.item.meta.get("oci_url")))
-    receipt.bundles.append(reader.info.id)
     receipt.blobs = sorted(set(receipt.blobs) | {d for r in result.ok for d in r.contents})
-    if args.receipt:
-        receipt.save(args.receipt)      # keep what landed even if a later bundle fails
-    _report_failures(result, f"import into {host}", "nothing incomplete was tagged")
 
 
 def _import_plan(args: argparse.Namespace, bundle_dir: Path, reader: BundleReader, target: RegistryStore,
@@ -485,6 +558,14 @@ def _import_plan(args: argparse.Namespace, bundle_dir: Path, reader: BundleReade
     result = copy(reader, target, items, jobs=args.jobs, dry_run=True)
     for r in result.failed:
         print(f"error: {r.item.source}: {r.error}", file=sys.stderr)
+    _print_plan_rows(f"{bundle_dir}", result)
+    if result.failed:
+        raise MirrorError(f"{len(result.failed)} of {len(result.resolved)} artifacts cannot be read from the "
+                          "bundle", where=str(bundle_dir), hint="run `airgap-mirror verify` on it")
+
+
+def _print_plan_rows(label: str, result: CopyResult) -> None:
+    """A dry run's table: each artifact new / to tag / in place, and the blobs the target lacks."""
     rows = [(str(r.item.source), str(r.item.target),
              "in place" if r.tagged else "tag only" if r.present else "new") for r in result.ok]
     w_src = max([len("SOURCE"), *(len(a) for a, _, _ in rows)])
@@ -493,12 +574,9 @@ def _import_plan(args: argparse.Namespace, bundle_dir: Path, reader: BundleReade
     for src, dst, state in sorted(rows):
         print(f"{src:{w_src}}  {dst:{w_dst}}  {state}")
     states = [state for _, _, state in rows]
-    print(f"plan for {bundle_dir}: {len(rows)} artifacts ({states.count('new')} new, {states.count('tag only')} "
+    print(f"plan for {label}: {len(rows)} artifacts ({states.count('new')} new, {states.count('tag only')} "
           f"to tag, {states.count('in place')} in place); blobs to push {result.blobs_fetched} "
           f"({result.bytes / 1e6:.1f} MB, fewer where a mount serves), already there {result.blobs_skipped}")
-    if result.failed:
-        raise MirrorError(f"{len(result.failed)} of {len(result.resolved)} artifacts cannot be read from the "
-                          "bundle", where=str(bundle_dir), hint="run `airgap-mirror verify` on it")
 
 
 # -- wiring ---------------------------------------------------------------------------------------------
@@ -582,6 +660,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="print what the target lacks and would receive (HEADs only); write nothing")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("sync", help="export and import in one step, registry to registry (no bundle)")
+    p.add_argument("-f", "--file", required=True, help="content file (YAML)")
+    p.add_argument("--to", required=True, help="HOST[:PORT][/BASE/PATH]")
+    jobs_flag(p)
+    connection_flags(p)
+    p.add_argument("--platform", action="append", default=[], help="OS/ARCH to keep (repeatable)")
+    p.add_argument("--no-chart-images", action="store_true", help="do not add the images charts need")
+    p.add_argument("--receipt", help="write the receipt (JSON) here, as import does")
+    p.add_argument("--mirrors-out", help="write every mirror configuration format into this directory")
+    p.add_argument("--pack-base", help="base path for Palette packs (default: the --to base path)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print what the target lacks and would receive (HEADs only); write nothing")
+    p.set_defaults(func=cmd_sync)
 
     import importlib
     import importlib.util

@@ -192,9 +192,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     """Called by cli.build_parser(): add `export --referrers` and register the export and import hooks."""
     from . import cli
 
-    subparsers.choices["export"].add_argument(
-        "--referrers", action="store_true",
-        help="carry every image's referrers (signatures, SBOMs, attestations), as `referrers: true` does")
+    for command in ("export", "sync"):
+        subparsers.choices[command].add_argument(
+            "--referrers", action="store_true",
+            help="carry every image's referrers (signatures, SBOMs, attestations), as `referrers: true` does")
     if _export_hook not in cli.EXPORT_HOOKS:
         cli.EXPORT_HOOKS.append(_export_hook)
     if sync_fallback_tags not in cli.IMPORT_DONE_HOOKS:
