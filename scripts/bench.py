@@ -322,6 +322,8 @@ def suite(kind: str) -> None:
             print(f"| the target's own ingest limit: `crane push` of the same blobs (Go, no hashing, sendfile) "
                   f"| {t_ceiling:.1f} s = {t_sk_imp / t_ceiling:.2f}x skopeo's import | 3x needs "
                   f"{t_sk_imp / 3:.1f} s |")
+        if kind == KINDS[0]:
+            sync_section(work, binary, src, content, refs, unique, jobs)
         if FAR_RTT_MS and kind == KINDS[0]:
             far(work, binary, jobs)
         extra = REPO / "scripts" / "bench-delta"
@@ -334,6 +336,44 @@ def suite(kind: str) -> None:
         for p in procs:
             p.terminate()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def sync_section(work: Path, binary: str, src: str, content: Path, refs: list[str], unique: int,
+                 jobs: list[str]) -> None:
+    """Registry to registry in one step: `airgap-mirror sync` against `skopeo sync --src yaml` of the same tags
+    (each into a fresh target, alternating, median of RUNS)."""
+    spec = work / "skopeo-sync.yaml"
+    images: dict[str, list[str]] = {}
+    for r in refs:
+        ref = parse(r)
+        images.setdefault(ref.repository, []).append(ref.tag or "latest")
+    spec.write_text(f"{src}:\n  tls-verify: false\n  images:\n"
+                    + "".join(f"    {repo}: [{', '.join(tags)}]\n" for repo, tags in images.items()))
+    am = str(REPO / ".venv/bin/airgap-mirror")
+    ours: list[float] = []
+    theirs: list[float] = []
+    for i in range(RUNS):
+        for name, runs in (("ours", ours), ("skopeo", theirs)):
+            dst, p = start_registry(work, f"sync-{name}-{i}", binary)
+            try:
+                clear_skopeo_cache()
+                os.sync()
+                cmd = ([am, "sync", "-f", str(content), "--to", f"{dst}/airgap-images", "--plain-http", *jobs]
+                       if name == "ours" else
+                       ["skopeo", "sync", "--all", "--preserve-digests", "--src", "yaml", "--dest", "docker",
+                        "--dest-tls-verify=false", str(spec), f"{dst}/airgap-images"])
+                runs.append(timed(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)[0])
+            finally:
+                p.terminate()
+                p.wait()
+                shutil.rmtree(work / f"sync-{name}-{i}", ignore_errors=True)
+        print(f"sync run {i + 1}: airgap-mirror {ours[-1]:.1f} s, skopeo {theirs[-1]:.1f} s", flush=True)
+    t_ours, t_theirs = statistics.median(ours), statistics.median(theirs)
+    mb = unique / 1e6
+    print("\nregistry to registry in one step (no bundle), same content, fresh targets, median of "
+          f"{RUNS}\n\n| step | airgap-mirror | MB/s | skopeo | MB/s | speed-up |\n|---|---|---|---|---|---|\n"
+          f"| `sync` vs `skopeo sync --src yaml` | {t_ours:.1f} s | {mb / t_ours:.0f} MB/s | {t_theirs:.1f} s | "
+          f"{mb / t_theirs:.0f} MB/s | **{t_theirs / t_ours:.2f}x** |")
 
 
 def far(work: Path, binary: str, jobs: list[str]) -> None:
