@@ -86,6 +86,7 @@ class World:
     prov: bytes = b""
     export_out: str = ""
     no_images_bundle: Path | None = None
+    synced: str = ""                                        # a target that `sync` filled straight from the sources
 
 
 def cli(*args: str) -> str:
@@ -144,11 +145,15 @@ def world(registry_factory: RegistryFactory, tmp_path_factory: pytest.TempPathFa
         out = cli("export", "-f", str(cfile), "-o", str(bundle), "-j", "2")
         no_images = tmp / "bundle-no-images"
         cli("export", "-f", str(cfile), "-o", str(no_images), "--no-chart-images", "-j", "2")
+        synced = registry_factory("distribution")
+        cli("sync", "-f", str(cfile), "--to", f"{synced.host}/{BASE}", "--plain-http", "-j", "2",
+            "--receipt", str(tmp / "sync-receipt.json"))
     receipt = tmp / "receipt.json"
     cli("import", str(bundle), "--to", f"{tgt.host}/{BASE}", "--plain-http", "--receipt", str(receipt), "-j", "2")
-    yield World(tmp, tgt.host, src.host, env, bundle, receipt, tgz, prov, out, no_images)
+    yield World(tmp, tgt.host, src.host, env, bundle, receipt, tgz, prov, out, no_images, synced.host)
     src.stop()
     tgt.stop()
+    synced.stop()
 
 
 def _target_manifest(w: World, repo: str, tag: str) -> httpx.Response:
@@ -194,6 +199,23 @@ def test_helm_pulls_byte_identical_charts_from_the_target(world: World, repo: st
           "-d", str(dest)], env=world.env)
     (pulled,) = dest.glob("*.tgz")
     assert pulled.read_bytes() == world.tgz[key]
+
+
+def test_sync_lands_the_same_charts_and_images_as_export_and_import(world: World) -> None:
+    """`sync` reads the same classic repository and OCI chart straight into a target: Helm pulls the same
+    bytes there, and its receipt names the same artifacts, under its own host."""
+    for repo, key in (("charts.example.com/stable/web", "web:1.3.5"), ("ghcr.io/org/charts/app", f"app:{OCI_VERSION}")):
+        version = key.split(":", 1)[1]
+        dest = world.tmp / "pulled-synced" / key.replace(":", "-")
+        dest.mkdir(parents=True, exist_ok=True)
+        _run(["helm", "pull", f"oci://{world.synced}/{BASE}/{repo}", "--version", version, "--plain-http",
+              "-d", str(dest)], env=world.env)
+        (pulled,) = dest.glob("*.tgz")
+        assert pulled.read_bytes() == world.tgz[key]
+    imported = json.loads(world.receipt.read_text())["artifacts"]
+    synced = json.loads((world.tmp / "sync-receipt.json").read_text())["artifacts"]
+    assert sorted((a["source"], a["digest"], (a["oci_url"] or "").replace(world.synced, world.target))
+                  for a in synced) == sorted((a["source"], a["digest"], a["oci_url"] or "") for a in imported)
 
 
 def test_helm_template_renders_the_umbrella_with_its_subcharts(world: World) -> None:
