@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,7 +31,9 @@ from .receipt import RECEIPT_FORMAT, Receipt
 from .reference import Reference
 from .registry import RegistryStore
 
+log = logging.getLogger("mirror.delta")
 INVENTORY_FORMAT = "airgap-mirror/inventory/v1"
+_REFERRER_DEPTH = 3                 # as export carries them (mirror.referrers.MAX_DEPTH)
 _MANIFEST_TYPES = INDEXES | MANIFESTS
 
 
@@ -220,17 +223,41 @@ def take_inventory(store: RegistryStore, base: str, *, jobs: int = defaults.JOBS
     repos = sorted(r for r in store.catalog() if not base or r == base or r.startswith(base + "/"))
 
     platforms: dict[str, str] = {}
+    # Where the target has the referrers API, what refers to a tagged manifest (signatures, SBOMs) is held
+    # without a tag of its own: walked too, so that a delta does not carry those blobs again. Where it has
+    # not, referrers hang off tags (the fallback tag, cosign's), walked with every tag: the first answer
+    # saying so stops the asking.
+    api: list[bool] = []
 
     def one(repo: str) -> tuple[str, dict[str, Any]]:
         tags: dict[str, str] = {}
         manifests: set[str] = set()
         blobs: dict[str, int] = {}
 
-        def walk(ref: Reference) -> str:
+        def referrers_of(digest: str, depth: int) -> None:
+            """Walk what refers to `digest`, `depth` referrer levels below a tag."""
+            if (api and not api[0]) or depth > _REFERRER_DEPTH:
+                return
+            try:
+                found = store.referrers(repo, digest)
+            except MirrorError as err:      # a nice-to-have: never the reason an inventory fails
+                log.info("not asking %s for referrers again: %s", store.label, err)
+                found = None
+            if not api:
+                api.append(found is not None)
+            for e in found or []:
+                if e["digest"] not in manifests:
+                    try:
+                        walk(Reference(store.host, repo, None, e["digest"]), depth)
+                    except NotFoundError:
+                        continue        # a stale entry of the list
+
+        def walk(ref: Reference, depth: int = 0) -> str:
             m = store.get_manifest(ref)
             if m.digest in manifests:
                 return m.digest
             manifests.add(m.digest)
+            referrers_of(m.digest, depth + 1)
             if ref.tag and m.digest not in platforms:
                 found = image_platform(store, repo, m)
                 if found:
@@ -242,7 +269,7 @@ def take_inventory(store: RegistryStore, base: str, *, jobs: int = defaults.JOBS
                 if k.digest in manifests:
                     continue
                 try:
-                    walk(Reference(store.host, repo, None, k.digest))
+                    walk(Reference(store.host, repo, None, k.digest), depth)
                 except NotFoundError:
                     continue            # an index may list children the registry does not hold
             return m.digest

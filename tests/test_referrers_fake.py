@@ -13,13 +13,14 @@ import httpx
 import pytest
 
 from mirror.copy import CopyItem, CopyResult, Resolved
+from mirror.delta import take_inventory
 from mirror.errors import RegistryError
 from mirror.mediatypes import OCI_INDEX, OCI_MANIFEST
 from mirror.reference import Reference
 from mirror.referrers import fallback_tag, list_referrers, referrer_descriptor, sync_fallback_tags
 from mirror.registry import RegistrySet, RegistryStore
 from mirror.store import Manifest
-from tests.support.fake import HOST, Fake
+from tests.support.fake import HOST, Fake, FakeRegistry
 
 SUBJECT = "sha256:" + "a" * 64
 REPO = "airgap-images/docker.io/library/nginx"
@@ -147,3 +148,38 @@ def test_a_fallback_tag_that_is_not_an_index_fails_those_referrers_with_a_hint()
     assert puts == []
     assert res.failed and "is not a referrers index" in str(res.failed[0].error)
     assert "remove or rename that tag" in str(res.failed[0].error)
+
+
+# -- inventory -------------------------------------------------------------------------------------------
+
+def _signed_registry(api: bool) -> tuple[FakeRegistry, str, str]:
+    """One image tagged v1, with an untagged signature that refers to it; returns the signature layer's
+    digest and the signature manifest's."""
+    reg = FakeRegistry(referrers_api=api)
+    config = reg.blob(b'{"architecture": "amd64", "os": "linux"}', "application/vnd.oci.image.config.v1+json")
+    layer = reg.blob(b"layer", "application/vnd.oci.image.layer.v1.tar+gzip")
+    image = reg.manifest("airgap/app", {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config,
+                                        "layers": [layer]}, tag="v1")
+    empty = reg.blob(b"{}", "application/vnd.oci.empty.v1+json")
+    payload = reg.blob(b"a signature", "application/vnd.dev.cosign.simplesigning.v1+json")
+    sig = reg.manifest("airgap/app", {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                                      "artifactType": "application/vnd.dev.cosign.artifact.sig.v1+json",
+                                      "config": empty, "layers": [payload], "subject": image})
+    return reg, payload["digest"], sig["digest"]
+
+
+def test_inventory_walks_referrers_where_the_target_lists_them() -> None:
+    reg, payload, sig = _signed_registry(api=True)
+    doc = take_inventory(RegistryStore(Fake(reg).http(), HOST), "airgap", jobs=2)
+    assert payload in doc["blobs"] and sig in doc["repositories"]["airgap/app"]["manifests"]
+
+
+def test_inventory_asks_a_target_without_the_api_once() -> None:
+    reg, payload, _ = _signed_registry(api=False)
+    reg.manifest("airgap/other", {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                                  "config": reg.blob(b"{}", "application/vnd.oci.empty.v1+json"), "layers": []},
+                 tag="v1")
+    fake = Fake(reg)
+    doc = take_inventory(RegistryStore(fake.http(), HOST), "airgap", jobs=1)
+    assert payload not in doc["blobs"]                  # untagged, and nothing lists it
+    assert sum("/referrers/" in r.url.path for r in fake.requests) == 1
