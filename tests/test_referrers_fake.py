@@ -12,14 +12,15 @@ from typing import Any
 import httpx
 import pytest
 
-from mirror.copy import CopyItem, CopyResult, Resolved
+from mirror.content import Content, ImageSpec
+from mirror.copy import CopyItem, CopyResult, Resolved, copy
 from mirror.delta import take_inventory
 from mirror.errors import RegistryError
-from mirror.mediatypes import OCI_INDEX, OCI_MANIFEST
+from mirror.mediatypes import OCI_INDEX, OCI_MANIFEST, Descriptor
 from mirror.reference import Reference
-from mirror.referrers import fallback_tag, list_referrers, referrer_descriptor, sync_fallback_tags
+from mirror.referrers import discoverer, fallback_tag, list_referrers, referrer_descriptor, sync_fallback_tags
 from mirror.registry import RegistrySet, RegistryStore
-from mirror.store import Manifest
+from mirror.store import Manifest, MemoryStore
 from tests.support.fake import HOST, Fake, FakeRegistry
 
 SUBJECT = "sha256:" + "a" * 64
@@ -183,3 +184,22 @@ def test_inventory_asks_a_target_without_the_api_once() -> None:
     doc = take_inventory(RegistryStore(fake.http(), HOST), "airgap", jobs=1)
     assert payload not in doc["blobs"]                  # untagged, and nothing lists it
     assert sum("/referrers/" in r.url.path for r in fake.requests) == 1
+
+
+def test_export_discovers_through_the_referrers_api_and_never_asks_for_tags() -> None:
+    """A source with the API (zot, Harbor, GHCR...): referrers come from it; no fallback tag is asked for."""
+    reg, payload, sig = _signed_registry(api=True)
+    fake = Fake(reg)
+    http = fake.http()
+    ref = Reference(HOST, "airgap/app", tag="v1")
+    content = Content(path="c.yaml", images=[ImageSpec(ref, [], 1, referrers=True)])
+    discover = discoverer(content, http, every_image=False)
+    assert discover is not None
+    target = MemoryStore("target")
+    result = copy(RegistrySet(http), target, [CopyItem(ref, ref, referrers=True)], jobs=2, discover=discover)
+    assert not result.failed
+    found = [r for r in result.resolved if r.item.kind == "referrer"]
+    assert [(r.item.source.digest, r.item.meta["found"]) for r in found] == [(sig, "referrers API")]
+    assert target.has_manifest("airgap/app", Descriptor(OCI_MANIFEST, sig, 0)) and payload in target.blobs
+    listing = "/manifests/" + fallback_tag(reg.repos["airgap/app"]["v1"])
+    assert not any(r.url.path.endswith(listing) for r in fake.requests)      # the API said it all

@@ -88,7 +88,8 @@ class FakeRegistry:
             return httpx.Response(200, json={"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": found})
         if kind == "blobs":
             body = self.blobs.get(ref)
-            return httpx.Response(404) if body is None else httpx.Response(200, content=body)
+            # a stream, as from a network (a bytes body counts as read already, and blobs are streamed)
+            return httpx.Response(404) if body is None else httpx.Response(200, content=iter([body]))
         digest = self.repos[repo].get(ref, ref)
         if digest not in self.manifests:
             return httpx.Response(404, json={"errors": [{"code": "MANIFEST_UNKNOWN", "message": "unknown"}]})
