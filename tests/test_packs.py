@@ -288,6 +288,12 @@ packs:
     out = capsys.readouterr().out
     assert "ociPackRegistry" in out and "baseContentPath: airgap" in out
 
+    # sync lands the pack where import does (under the base, at the pack's own path), and its images
+    assert main(["sync", "-f", str(content), "--to", f"{target_registry.host}/dmz", "--plain-http"]) == 0
+    assert _manifest_digest(tgt, f"dmz/spectro-packs/archive/{NAME}", VERSION) == digest
+    assert _manifest_digest(tgt, "dmz/docker.io/library/nginx", "1.25") == \
+        _manifest_digest(src.url, "library/nginx", "1.25")
+
 
 @pytest.mark.e2e
 def test_pack_push_then_export_reads_it(target_registry: Any, tmp_path: Path,
