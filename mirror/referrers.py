@@ -103,21 +103,26 @@ def discoverer(content: Content, http: Http, every_image: bool,
             subjects = [m.digest for m in r.manifests[:-1] if not is_index(m.media_type)]
             log.warning("%s: the platform-filtered index has a new digest that no signature names; only the "
                         "referrers of the %d manifest(s) it keeps are carried", it.source, len(subjects))
-        out: list[CopyItem] = []
-        for digest in subjects:
-            meta = {"subject": digest, "depth": depth + 1}
-            entries, how = list_referrers(store, it.source, digest)
-            for e in entries:
-                ref = Reference(it.source.registry, it.source.repository, digest=str(e["digest"]))
-                extra = {"artifact_type": e["artifactType"]} if e.get("artifactType") else {}
-                # a stale entry (its manifest deleted, the list not updated) is left out, not an error
-                out.append(CopyItem(ref, ref, kind=KIND, meta={**meta, "found": how, **extra}, optional=True))
-            if depth == 0:          # cosign's tags hang off the image only
-                for suffix in COSIGN_SUFFIXES:
-                    tag = fallback_tag(digest) + suffix
-                    if store.tag_digest(it.source.name, tag) is not None:
-                        ref = Reference(it.source.registry, it.source.repository, tag=tag)
-                        out.append(CopyItem(ref, ref, kind=KIND, meta={**meta, "found": "cosign tag"}))
+        # The lookups of every subject (the referrers list; cosign's three tags, for an image) are round trips
+        # with nothing between them: all in flight at once, not five round trips one after the other.
+        cosign = [(d, fallback_tag(d) + suffix) for d in subjects for suffix in COSIGN_SUFFIXES] if depth == 0 else []
+        with ThreadPoolExecutor(len(subjects) + len(cosign)) as pool:
+            listed = [pool.submit(list_referrers, store, it.source, d) for d in subjects]
+            tagged = [pool.submit(store.tag_digest, it.source.name, tag) for _, tag in cosign]
+            out: list[CopyItem] = []
+            for digest, found in zip(subjects, listed, strict=True):
+                entries, how = found.result()
+                for e in entries:
+                    ref = Reference(it.source.registry, it.source.repository, digest=str(e["digest"]))
+                    extra = {"artifact_type": e["artifactType"]} if e.get("artifactType") else {}
+                    # a stale entry (its manifest deleted, the list not updated) is left out, not an error
+                    out.append(CopyItem(ref, ref, kind=KIND, optional=True,
+                                        meta={"subject": digest, "depth": depth + 1, "found": how, **extra}))
+            for (digest, tag), named in zip(cosign, tagged, strict=True):
+                if named.result() is not None:
+                    ref = Reference(it.source.registry, it.source.repository, tag=tag)
+                    out.append(CopyItem(ref, ref, kind=KIND,
+                                        meta={"subject": digest, "depth": depth + 1, "found": "cosign tag"}))
         return out
 
     return discover

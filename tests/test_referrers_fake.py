@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -203,3 +204,28 @@ def test_export_discovers_through_the_referrers_api_and_never_asks_for_tags() ->
     assert target.has_manifest("airgap/app", Descriptor(OCI_MANIFEST, sig, 0)) and payload in target.blobs
     listing = "/manifests/" + fallback_tag(reg.repos["airgap/app"]["v1"])
     assert not any(r.url.path.endswith(listing) for r in fake.requests)      # the API said it all
+
+
+def test_an_image_lookups_are_in_flight_together() -> None:
+    """Far from a registry, one image's five lookups (the referrers API, the fallback tag, cosign's three tags)
+    must not cost five round trips: cosign's three HEADs only get an answer when all three are waiting."""
+    meet = threading.Barrier(3, timeout=5)
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.method == "HEAD" and req.url.path.endswith((".sig", ".att", ".sbom")):
+            try:
+                meet.wait()
+            except threading.BrokenBarrierError:
+                return httpx.Response(500)
+        return httpx.Response(404, text="404 page not found")
+
+    fake = Fake(handler)
+    image = referrer("application/vnd.example.image", subject=SUBJECT)        # any manifest will do
+    ref = Reference(HOST, "library/nginx", tag="1.25")
+    discover = discoverer(Content(path="c.yaml", images=[ImageSpec(ref, [], 1, referrers=True)]), fake.http(),
+                          every_image=False)
+    assert discover is not None
+    found = discover(Resolved(CopyItem(ref, ref, referrers=True), top=image, manifests=[image],
+                              source_digest=image.digest))
+    assert found == []
+    assert sum(r.method == "HEAD" and r.url.path.endswith((".sig", ".att", ".sbom")) for r in fake.requests) == 3
