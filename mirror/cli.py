@@ -9,7 +9,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -162,13 +162,25 @@ def artifact_record(r: Any) -> dict[str, Any]:
     }
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def _exporting(args: argparse.Namespace, verb: str) -> tuple[ExportContext, list[CopyItem]]:
+    """The content file read, its source client, and every item it names (export and sync)."""
     content = load(args.file)
-    http = Http(content.host_settings())
-    ctx = ExportContext(content, http, args)
+    ctx = ExportContext(content, Http(content.host_settings()), args)
     items = export_items(ctx)
     if not items:
-        raise UsageError("the content file lists nothing to export", where=args.file)
+        raise UsageError(f"the content file lists nothing to {verb}", where=args.file)
+    return ctx, items
+
+
+def _source(ctx: ExportContext) -> Any:
+    """The source registries, with the repositories read from elsewhere (layouts, chart repos) routed there."""
+    source = RegistrySet(ctx.http)
+    return OverlayStore(source, ctx.overlays) if ctx.overlays else source
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    ctx, items = _exporting(args, "export")
+    http = ctx.http
     split = parse_size(args.split_size) if args.split_size else None
     baseline = _baseline(args)                  # bad input is refused before anything is created
     sign: Callable[[list[Path]], object] | None = None
@@ -186,10 +198,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                           baseline=baseline.blobs)
     bars = Bars("export")
     try:
-        source: Any = RegistrySet(http)
-        if ctx.overlays:
-            source = OverlayStore(source, ctx.overlays)
-        result = copy(source, writer, items, jobs=args.jobs, progress=bars, known_platforms=baseline.platforms,
+        result = copy(_source(ctx), writer, items, jobs=args.jobs, progress=bars, known_platforms=baseline.platforms,
                       discover=_discover_all(ctx.discover))
     except BaseException:
         writer.close()
@@ -214,11 +223,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _export_plan(ctx: ExportContext, items: list[CopyItem], baseline: Baseline, split: int | None) -> int:
     """export --dry-run: resolve everything (manifests only, no blob), print what would cross and how big."""
-    source: Any = RegistrySet(ctx.http)
-    if ctx.overlays:
-        source = OverlayStore(source, ctx.overlays)
     try:
-        result = plan(source, items, jobs=ctx.args.jobs, known_platforms=baseline.platforms,
+        result = plan(_source(ctx), items, jobs=ctx.args.jobs, known_platforms=baseline.platforms,
                       discover=_discover_all(ctx.discover))
     finally:
         ctx.http.close()
@@ -439,26 +445,19 @@ def new_receipt(args: argparse.Namespace, host: str, base: str) -> Receipt:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """export and import in one step, registry to registry, for a site that reaches both: no bundle."""
-    content = load(args.file)
-    http = Http(content.host_settings())
-    ctx = ExportContext(content, http, args)
-    items = export_items(ctx)
-    if not items:
-        raise UsageError("the content file lists nothing to sync", where=args.file)
+    ctx, items = _exporting(args, "sync")
+    http = ctx.http
     host, base = parse_target(args.to)
     dst_http = target_http(args, host)
     target = RegistryStore(dst_http, host, role="target")
 
     def placed(it: CopyItem) -> CopyItem:
-        return CopyItem(it.source, target_of(it.source, it.kind, it.meta, host, base, args.pack_base),
-                        it.platforms, it.kind, it.meta, referrers=it.referrers, optional=it.optional)
+        return replace(it, target=target_of(it.source, it.kind, it.meta, host, base, args.pack_base))
 
     items = [placed(it) for it in items]
     found = _discover_all(ctx.discover)
     discover = None if found is None else (lambda r: [placed(it) for it in found(r)])
-    source: Any = RegistrySet(http)
-    if ctx.overlays:
-        source = OverlayStore(source, ctx.overlays)
+    source = _source(ctx)
     receipt = new_receipt(args, host, base)
     bars = Bars("sync")
     try:

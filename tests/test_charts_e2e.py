@@ -156,6 +156,17 @@ def world(registry_factory: RegistryFactory, tmp_path_factory: pytest.TempPathFa
     synced.stop()
 
 
+def helm_pull(w: World, host: str, repo: str, key: str) -> bytes:
+    """`helm pull` of chart `key` (name:version) from HOST/BASE/repo: the bytes Helm got."""
+    version = key.split(":", 1)[1]
+    dest = w.tmp / "pulled" / host.replace(":", "_") / key.replace(":", "-")
+    dest.mkdir(parents=True, exist_ok=True)
+    _run(["helm", "pull", f"oci://{host}/{BASE}/{repo}", "--version", version, "--plain-http", "-d", str(dest)],
+         env=w.env)
+    (pulled,) = dest.glob("*.tgz")
+    return pulled.read_bytes()
+
+
 def _target_manifest(w: World, repo: str, tag: str) -> httpx.Response:
     return httpx.get(f"http://{w.target}/v2/{BASE}/{repo}/manifests/{tag}", headers={"Accept": ACCEPT})
 
@@ -192,26 +203,14 @@ def test_no_chart_images_exports_only_charts(world: World) -> None:
     ("ghcr.io/org/charts/app", f"app:{OCI_VERSION}"),
 ])
 def test_helm_pulls_byte_identical_charts_from_the_target(world: World, repo: str, key: str) -> None:
-    version = key.split(":", 1)[1]
-    dest = world.tmp / "pulled" / key.replace(":", "-")
-    dest.mkdir(parents=True, exist_ok=True)
-    _run(["helm", "pull", f"oci://{world.target}/{BASE}/{repo}", "--version", version, "--plain-http",
-          "-d", str(dest)], env=world.env)
-    (pulled,) = dest.glob("*.tgz")
-    assert pulled.read_bytes() == world.tgz[key]
+    assert helm_pull(world, world.target, repo, key) == world.tgz[key]
 
 
 def test_sync_lands_the_same_charts_and_images_as_export_and_import(world: World) -> None:
     """`sync` reads the same classic repository and OCI chart straight into a target: Helm pulls the same
     bytes there, and its receipt names the same artifacts, under its own host."""
     for repo, key in (("charts.example.com/stable/web", "web:1.3.5"), ("ghcr.io/org/charts/app", f"app:{OCI_VERSION}")):
-        version = key.split(":", 1)[1]
-        dest = world.tmp / "pulled-synced" / key.replace(":", "-")
-        dest.mkdir(parents=True, exist_ok=True)
-        _run(["helm", "pull", f"oci://{world.synced}/{BASE}/{repo}", "--version", version, "--plain-http",
-              "-d", str(dest)], env=world.env)
-        (pulled,) = dest.glob("*.tgz")
-        assert pulled.read_bytes() == world.tgz[key]
+        assert helm_pull(world, world.synced, repo, key) == world.tgz[key]
     imported = json.loads(world.receipt.read_text())["artifacts"]
     synced = json.loads((world.tmp / "sync-receipt.json").read_text())["artifacts"]
     assert sorted((a["source"], a["digest"], (a["oci_url"] or "").replace(world.synced, world.target))

@@ -14,27 +14,26 @@ import pytest
 
 from tests.support import flow
 from tests.support.registries import Registry, RegistryFactory
-from tests.support.tools import need
+from tests.support.tools import attempt, need, run
 
 ETCD = "quay.io/coreos/etcd:v3.5.9"          # a Docker manifest list: classic .sig and .att tags
 PAUSE = "registry.k8s.io/pause:3.9"          # a Docker v2 manifest: signed in OCI 1.1 referrers mode
 OFFLINE = ["--allow-http-registry", "--allow-insecure-registry"]
 
 
-def cosign(cwd: Path, *args: str, experimental: bool = False, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COSIGN_PASSWORD": "", "HOME": str(cwd), "COSIGN_EXPERIMENTAL": "1" if experimental else ""}
-    p = subprocess.run(["cosign", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
-    if check and p.returncode != 0:
-        raise AssertionError(f"cosign {' '.join(args)} exited {p.returncode}:\n{p.stdout}\n{p.stderr}")
-    return p
+def env_for(cwd: Path, experimental: bool) -> dict[str, str]:
+    return {**os.environ, "COSIGN_PASSWORD": "", "HOME": str(cwd), "COSIGN_EXPERIMENTAL": "1" if experimental else ""}
+
+
+def cosign(cwd: Path, *args: str, experimental: bool = False) -> str:
+    return run(["cosign", *args], cwd=cwd, env=env_for(cwd, experimental), timeout=120)
 
 
 @pytest.fixture(scope="module")
 def signed(registry_factory: RegistryFactory, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     need("cosign")
     tmp = tmp_path_factory.mktemp("cosign")
-    source = registry_factory("distribution")
-    refs = flow.seed_source(flow.build_sample(tmp), source)
+    source, refs = flow.seeded(registry_factory, tmp)
     cosign(tmp, "generate-key-pair")
     digests = {}
     for ref, repo, tag in ((ETCD, "coreos/etcd", "v3.5.9"), (PAUSE, "pause", "3.9")):
@@ -62,8 +61,8 @@ def mirrored(reg: Registry, ref: str) -> str:
 
 
 def verify(tmp: Path, *args: str, experimental: bool = False) -> subprocess.CompletedProcess[str]:
-    return cosign(tmp, *args, "--key", "cosign.pub", "--insecure-ignore-tlog", *OFFLINE,
-                  experimental=experimental, check=False)
+    return attempt(["cosign", *args, "--key", "cosign.pub", "--insecure-ignore-tlog", *OFFLINE], cwd=tmp,
+                   env=env_for(tmp, experimental), timeout=120)
 
 
 def test_cosign_verifies_signatures_and_attestations_at_the_mirror(signed: dict[str, Any],

@@ -18,8 +18,7 @@ from tests.support.registries import Registry, RegistryFactory
 
 @pytest.fixture(scope="module")
 def tls_source(registry_factory: RegistryFactory, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    reg = registry_factory("distribution", tls=True)
-    refs = flow.seed_source(flow.build_sample(tmp_path_factory.mktemp("proxy")), reg)
+    reg, refs = flow.seeded(registry_factory, tmp_path_factory.mktemp("proxy"), tls=True)
     yield reg, refs
     reg.stop()
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from mirror.mediatypes import INDEXES, MANIFESTS
 from mirror.referrers import fallback_tag
 from tests.support import flow
 from tests.support.registries import Registry, RegistryFactory
-from tests.support.tools import need
+from tests.support.tools import need, run
 
 NGINX = "docker.io/library/nginx:1.25"
 ETCD = "quay.io/coreos/etcd:v3.5.9"
@@ -29,10 +28,7 @@ COSIGN_PAYLOAD = "application/vnd.dev.cosign.simplesigning.v1+json"
 
 
 def oras(cwd: Path, *args: str) -> str:
-    p = subprocess.run(["oras", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
-    if p.returncode != 0:
-        raise AssertionError(f"oras {' '.join(args)} exited {p.returncode}:\n{p.stdout}\n{p.stderr}")
-    return p.stdout
+    return run(["oras", *args], cwd=cwd, timeout=120)
 
 
 def attach(reg: Registry, cwd: Path, subject: str, artifact_type: str, name: str) -> str:
@@ -63,8 +59,7 @@ def signed(registry_factory: RegistryFactory, tmp_path_factory: pytest.TempPathF
     beside it, and etcd signed too; exported once with referrers for nginx only."""
     need("oras")
     tmp = tmp_path_factory.mktemp("referrers")
-    source = registry_factory("distribution")
-    refs = flow.seed_source(flow.build_sample(tmp), source)
+    source, refs = flow.seeded(registry_factory, tmp)
     nginx_digest = flow.head_digest(source, "library/nginx", "1.25")
     assert nginx_digest
     sig = attach(source, tmp, "library/nginx:1.25", SIG, "sig.json")

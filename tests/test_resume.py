@@ -28,6 +28,7 @@ from mirror.http import HostSettings, Http
 from mirror.mediatypes import INDEXES, MANIFESTS
 from mirror.registry import RegistryStore
 from tests.support.registries import Registry, RegistryFactory
+from tests.support.sockets import pump
 from tests.test_delta import BASE, fetched, ok, write_content
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,18 +64,7 @@ class Throttle:
             threading.Thread(target=self._pump, args=(up, client), daemon=True).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(32768):
-                dst.sendall(data)
-                time.sleep(len(data) / self.rate)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+        pump(src, dst, size=32768, pace=lambda n: time.sleep(n / self.rate))
 
     def close(self) -> None:
         self.closed = True

@@ -15,12 +15,12 @@ import pytest
 
 from tests.support import flow
 from tests.support.registries import Registry, RegistryFactory
-from tests.support.tools import need
+from tests.support.tools import need, run
 
 
 def keypair(directory: Path, name: str) -> tuple[Path, str]:
     key = directory / name
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{name}@corp", "-f", str(key)], check=True)
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{name}@corp", "-f", str(key)])
     return key, f'{name}@corp namespaces="airgap-mirror" {key.with_suffix(".pub").read_text().strip()}\n'
 
 
@@ -28,8 +28,7 @@ def keypair(directory: Path, name: str) -> tuple[Path, str]:
 def signed(registry_factory: RegistryFactory, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     need("ssh-keygen")
     tmp = tmp_path_factory.mktemp("signing")
-    source = registry_factory("distribution")
-    refs = flow.seed_source(flow.build_sample(tmp), source)
+    source, refs = flow.seeded(registry_factory, tmp)
     content = flow.write_content(tmp / "content.yaml", source, refs[:2])
     key, line = keypair(tmp, "exporter")
     other, other_line = keypair(tmp, "stranger")

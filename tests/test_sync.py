@@ -18,8 +18,7 @@ from tests.support.registries import Registry, RegistryFactory
 
 @pytest.fixture(scope="module")
 def source(registry_factory: RegistryFactory, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    reg = registry_factory("distribution")
-    refs = flow.seed_source(flow.build_sample(tmp_path_factory.mktemp("sync")), reg)
+    reg, refs = flow.seeded(registry_factory, tmp_path_factory.mktemp("sync"))
     yield reg, refs
     reg.stop()
 

@@ -71,8 +71,7 @@ def test_content_file_tags_refused(tmp_path: Path, entry: str, line: int, what: 
 @pytest.fixture(scope="module")
 def tagged(registry_factory: RegistryFactory, tmp_path_factory: pytest.TempPathFactory) -> Registry:
     """The sample content, with registry.k8s.io/pause also tagged as every TAGS entry."""
-    source = registry_factory("distribution")
-    flow.seed_source(flow.build_sample(tmp_path_factory.mktemp("tags")), source)
+    source, _ = flow.seeded(registry_factory, tmp_path_factory.mktemp("tags"))
     with httpx.Client(base_url=source.url, timeout=30, trust_env=False) as c:
         r = c.get("/v2/pause/manifests/3.9", headers={"Accept": ACCEPT})
         r.raise_for_status()

@@ -70,6 +70,12 @@ def seed_source(layout: Path, reg: Registry) -> list[str]:
     return [name for name, _ in LayoutStore(layout).refs()]
 
 
+def seeded(registry_factory: Any, tmp: Path, kind: str = "distribution", **kw: Any) -> tuple[Registry, list[str]]:
+    """A fresh registry (`registry_factory(kind, **kw)`) seeded with the sample content; and its refs."""
+    reg = registry_factory(kind, **kw)
+    return reg, seed_source(build_sample(tmp), reg)
+
+
 def content_yaml(reg: Registry, images: Iterable[Any], *, hosts: Sequence[str] = SOURCE_HOSTS,
                  platforms: Sequence[str] | None = None, extra: str = "") -> str:
     lines = ["apiVersion: airgap-mirror/v1", "kind: Content"]

@@ -8,21 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tests.support.sockets import loopback_listener
-
-
-def _pipe(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(1 << 16):
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+from tests.support.sockets import loopback_listener, pump
 
 
 @contextmanager
@@ -45,8 +31,8 @@ def connect_proxy() -> Iterator[tuple[str, list[str]]]:
         host, _, port = target.rpartition(":")
         upstream = socket.create_connection((host, int(port)))
         conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        threading.Thread(target=_pipe, args=(upstream, conn), daemon=True).start()
-        _pipe(conn, upstream)
+        threading.Thread(target=pump, args=(upstream, conn), daemon=True).start()
+        pump(conn, upstream)
 
     def serve() -> None:
         while True:

@@ -4,6 +4,7 @@ whole bodies to its handler and has no network stream)."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from typing import BinaryIO
 
 
@@ -27,3 +28,22 @@ def read_request(f: BinaryIO) -> tuple[str, str, dict[str, str]] | None:
         k, _, v = h.decode().partition(":")
         headers[k.strip().lower()] = v.strip()
     return method, target, headers
+
+
+def pump(src: socket.socket, dst: socket.socket, *, size: int = 1 << 16,
+         pace: Callable[[int], None] | None = None) -> None:
+    """Copy src to dst until either side closes, then shut both down (the proxies of the tests). `pace`
+    is called with each chunk's length after it is sent (a throttle)."""
+    try:
+        while data := src.recv(size):
+            dst.sendall(data)
+            if pace is not None:
+                pace(len(data))
+    except OSError:
+        pass
+    finally:
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -15,9 +16,15 @@ def need(*tools: str) -> None:
             pytest.skip(f"{t} is not installed (run ./scripts/install-deps)")
 
 
-def run(cmd: list[str], *, env: dict[str, str] | None = None, timeout: float = 300) -> str:
+def attempt(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run a client whose failure the test looks at itself."""
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
+
+
+def run(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300) -> str:
     """Run a client; fail the test with its whole output when it exits non-zero."""
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    p = attempt(cmd, env=env, cwd=cwd, timeout=timeout)
     if p.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {p.returncode}:\n{p.stdout}\n{p.stderr}")
     return p.stdout
