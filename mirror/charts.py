@@ -507,7 +507,7 @@ def chart_items(ctx: ExportContext) -> list[CopyItem]:
             if want_images:
                 tgz, _ = fetch_oci(registries, source)
             meta = {"chart": name, "version": version, "oci": str(entry["oci"])}
-        items.append(CopyItem(source, source, [], kind="chart", meta=meta))
+        items.append(CopyItem(source, source, [], kind="chart", meta=meta, referrers=bool(entry.get("referrers"))))
         refs = discover_images(tgz) if want_images else []
         if isinstance(images_opt, list):
             for text in images_opt:
@@ -519,7 +519,8 @@ def chart_items(ctx: ExportContext) -> list[CopyItem]:
             needed_by = f"chart {name}:{version}"
             it = images.get(str(ref))
             if it is None:
-                images[str(ref)] = it = CopyItem(ref, ref, platforms, meta={"from": needed_by})
+                images[str(ref)] = it = CopyItem(ref, ref, platforms, meta={"from": needed_by},
+                                                 referrers=ctx.content.referrers)
                 items.append(it)
             elif needed_by not in it.meta["from"].split(", "):
                 it.meta["from"] += f", {needed_by}"

@@ -29,7 +29,7 @@ AUTH_KEYS = {"username", "password", "password_env", "password_file", "username_
 ECR_KEYS = {"region", "default_region", "role_arn", "external_id", "access_key_env", "secret_key_env", "profile"}
 IMAGE_KEYS = {"ref", "platforms", "referrers", "tags", "layout", "layout_ref"}
 TAGS_KEYS = {"semver", "regex", "latest"}
-CHART_KEYS = {"repo", "oci", "name", "version", "images"}
+CHART_KEYS = {"repo", "oci", "name", "version", "images", "referrers"}
 PACK_KEYS = {"registry", "name", "version", "images"}
 
 
@@ -103,7 +103,7 @@ class RegistrySpec:
 class Content:
     path: str
     platforms: list[str] = field(default_factory=list)
-    referrers: bool = False                                       # the default of every images entry
+    referrers: bool = False          # the default of every images entry, OCI chart and image a chart or pack needs
     registries: dict[str, RegistrySpec] = field(default_factory=dict)
     images: list[ImageSpec] = field(default_factory=list)
     charts: list[dict[str, Any]] = field(default_factory=list)   # validated entries, each with "line"
@@ -111,6 +111,10 @@ class Content:
 
     def host_settings(self) -> dict[str, HostSettings]:
         return {h: r.settings() for h, r in self.registries.items()}
+
+    def asks_referrers(self) -> bool:
+        """Whether anything this file lists wants its referrers (signatures, SBOMs) carried."""
+        return self.referrers or any(i.referrers for i in self.images) or any(c.get("referrers") for c in self.charts)
 
 
 class _Ctx:
@@ -279,8 +283,21 @@ def parse_content(root: yaml.Node | None, path: str) -> Content:
                     raise ctx.err(n, "a packs entry needs name:")
                 if key == "charts" and not ("repo" in entry) ^ ("oci" in entry):
                     raise ctx.err(n, "a charts entry needs exactly one of repo: or oci:")
+                if key == "charts":
+                    entry["referrers"] = _chart_referrers(ctx, f, content.referrers)
                 store.append(entry)
     return content
+
+
+def _chart_referrers(ctx: _Ctx, f: dict[str, tuple[yaml.Node, yaml.Node]], default: bool) -> bool:
+    """Whether an OCI chart's referrers (cosign signatures, as Flux verifies them) come along. A chart from a
+    classic repository has none: its provenance is the .prov file, carried with it."""
+    if "referrers" not in f:
+        return default and "oci" in f
+    if "repo" in f:
+        raise ctx.err(f["referrers"][0], "referrers: asks a registry, and this chart comes from a classic "
+                      "repository", "drop referrers: (its .prov file, if any, is carried with it)")
+    return ctx.boolean(f["referrers"][1], "referrers")
 
 
 def _tag_filter(ctx: _Ctx, node: yaml.Node, ref_node: yaml.Node) -> TagFilter:

@@ -298,7 +298,7 @@ def pack_items(ctx: Any) -> list[CopyItem]:
             except MirrorError as e:
                 log.warning("%s: skipping image %r: %s", label, img, e.what)
                 continue
-            items.append(CopyItem(iref, iref, list(plats), meta={"from": label}))
+            items.append(CopyItem(iref, iref, list(plats), meta={"from": label}, referrers=ctx.content.referrers))
         items.extend(_chart_items(ctx, files.values, label, line))
     return items
 
@@ -315,7 +315,7 @@ def _chart_items(ctx: Any, values: str, label: str, line: int) -> list[CopyItem]
             except MirrorError as e:
                 log.warning("%s: skipping chart %s: %s", label, ch["name"], e.what)
                 continue
-            out.append(CopyItem(ref, ref, kind="chart", meta={"from": label}))
+            out.append(CopyItem(ref, ref, kind="chart", meta={"from": label}, referrers=ctx.content.referrers))
         elif importlib.util.find_spec("mirror.charts") is not None:
             # Classic Helm repositories are the charts extension's job: hand it a content entry.
             entry = {"repo": repo, "name": ch["name"], "line": line, "from": label}

@@ -1,7 +1,7 @@
 """Referrers: the signatures, SBOMs and attestations that point at an artifact, carried along with it.
 
-Registries hold them in three ways, and export reads all three for every image that asks for them
-(`referrers: true` in the content file, for all images or per entry; `export --referrers` for every image):
+Registries hold them in three ways, and export reads all three for every image and OCI chart that asks for
+them (`referrers: true` in the content file, for everything or per entry; `export --referrers` for everything):
 - the OCI 1.1 referrers API, `GET /v2/<repo>/referrers/<digest>`: an index of every manifest whose
   `subject` is that digest (zot, Harbor 2.8+, ...);
 - where a registry lacks the API (distribution 2.8 and 3.0 among others), the fallback tag `sha256-<hex>`,
@@ -78,11 +78,11 @@ def list_referrers(store: RegistrySet, subject: Reference, digest: str) -> tuple
     return entries, "referrers tag"
 
 
-def discoverer(content: Content, http: Http, every_image: bool,
+def discoverer(content: Content, http: Http, every: bool,
                elsewhere: Collection[str] = ()) -> Callable[[Resolved], list[CopyItem]] | None:
-    """copy()'s `discover` for an export: the referrers of each image that asks for them, and theirs; not of
-    repositories read from `elsewhere` than a registry (OCI layouts, chart repositories)."""
-    if not every_image and not any(i.referrers for i in content.images):
+    """copy()'s `discover` for an export: the referrers of each image and OCI chart that asks for them, and
+    theirs; not of repositories read from `elsewhere` than a registry (OCI layouts, classic chart repositories)."""
+    if not every and not content.asks_referrers():
         return None
     store = RegistrySet(http)
 
@@ -92,7 +92,7 @@ def discoverer(content: Content, http: Http, every_image: bool,
             depth = int(it.meta.get("depth", 1))
             if depth >= MAX_DEPTH:
                 return []
-        elif it.kind == "image" and (every_image or it.referrers) and it.source.name not in elsewhere:
+        elif it.kind in ("image", "chart") and (every or it.referrers) and it.source.name not in elsewhere:
             depth = 0
         else:
             return []
@@ -200,7 +200,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     for command in ("export", "sync"):
         subparsers.choices[command].add_argument(
             "--referrers", action="store_true",
-            help="carry every image's referrers (signatures, SBOMs, attestations), as `referrers: true` does")
+            help="carry the referrers (signatures, SBOMs, attestations) of every image and OCI chart, as a "
+                 "top-level `referrers: true` does")
     if _export_hook not in cli.EXPORT_HOOKS:
         cli.EXPORT_HOOKS.append(_export_hook)
     if sync_fallback_tags not in cli.IMPORT_DONE_HOOKS:

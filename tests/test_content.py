@@ -232,6 +232,23 @@ def test_charts_and_packs_entries(tmp_path: Path) -> None:
     assert "exactly one of repo: or oci:" in e.what
 
 
+def test_chart_referrers_follow_the_top_level_default_for_oci_charts_only(tmp_path: Path) -> None:
+    charts = ("charts:\n  - {oci: oci://ghcr.io/o/app, version: 1.0.0}\n"
+              "  - {repo: https://charts.example.com, name: a, version: 1}\n"
+              "  - {oci: oci://ghcr.io/o/b, version: 1.0.0, referrers: false}\n")
+    c = load(write(tmp_path, HEAD + "referrers: true\n" + charts))
+    assert [ch["referrers"] for ch in c.charts] == [True, False, False] and c.asks_referrers()
+    c = load(write(tmp_path, HEAD + charts))
+    assert [ch["referrers"] for ch in c.charts] == [False, False, False] and not c.asks_referrers()
+    c = load(write(tmp_path, HEAD + "charts:\n  - {oci: oci://ghcr.io/o/app, version: 1.0.0, referrers: true}\n"))
+    assert c.asks_referrers()
+    e = error(tmp_path, HEAD + "charts:\n  - {repo: https://charts.example.com, name: a, version: 1,\n"
+                               "     referrers: true}\n")
+    assert e.where.endswith(":5") and "classic repository" in e.what and ".prov" in e.hint
+    e = error(tmp_path, HEAD + "charts:\n  - {oci: oci://ghcr.io/o/app, version: 1.0.0, referrers: maybe}\n")
+    assert "referrers must be true or false" in e.what
+
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "manifests"
 
 

@@ -5,6 +5,7 @@ Keys only: no transparency log, no network."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -88,3 +89,57 @@ def test_without_referrers_cosign_finds_nothing_at_the_mirror(signed: dict[str, 
                       (["verify", "--experimental-oci11", mirrored(target_registry, PAUSE)], True)):
         p = verify(tmp, *args, experimental=exp)
         assert p.returncode != 0 and "no signatures found" in p.stderr, p.stderr
+
+
+# -- a signed OCI chart (Flux verifies OCI Helm charts with cosign) --------------------------------------
+
+CHART = "ghcr.io/org/charts/app:0.1.0"
+
+
+@pytest.fixture(scope="module")
+def signed_chart(signed: dict[str, Any]) -> dict[str, Any]:
+    """`helm push` a chart that needs etcd, sign it with cosign, and export it two ways: with a top-level
+    `referrers: true` (the chart, pause and etcd, which only the chart names, bring their signatures), and
+    with `referrers: false` on the chart entry (its own signature stays behind)."""
+    need("helm")
+    from tests.support.charts import chart_files, package
+
+    tmp, source = signed["tmp"], signed["source"]
+    (tmp / "app-0.1.0.tgz").write_bytes(package(chart_files("app", "0.1.0", values={"image": ETCD})))
+    helm_env = {**os.environ, **{f"HELM_{k}_HOME": str(tmp / "helm" / k.lower()) for k in ("CONFIG", "CACHE", "DATA")}}
+    run(["helm", "push", str(tmp / "app-0.1.0.tgz"), f"oci://{source.host}/org/charts", "--plain-http"],
+        env=helm_env)
+    digest = flow.head_digest(source, "org/charts/app", "0.1.0")
+    assert digest
+    cosign(tmp, "sign", "--yes", "--key", "cosign.key", "--tlog-upload=false", *OFFLINE,
+           f"{source.host}/org/charts/app@{digest}")
+    chart = {"oci": "oci://" + CHART.rsplit(":", 1)[0], "version": "0.1.0"}
+    for name, entry in (("chart", chart), ("chart-unsigned", {**chart, "referrers": False})):
+        content = flow.write_content(tmp / f"{name}.yaml", source, [PAUSE],
+                                     extra=f"referrers: true\ncharts:\n  - {json.dumps(entry)}\n")
+        flow.export(content, tmp / name)
+    return {**signed, "digest": digest}
+
+
+def referrer_subjects(bundle: Path) -> set[str]:
+    info = json.loads((bundle / "bundle.json").read_text())
+    return {a["meta"]["subject"] for a in info["artifacts"] if a["kind"] == "referrer"}
+
+
+def test_cosign_verifies_a_signed_oci_chart_and_the_images_it_needs_at_the_mirror(
+        signed_chart: dict[str, Any], distribution3_registry: Registry) -> None:
+    tmp, target = signed_chart["tmp"], distribution3_registry
+    res = flow.run_cli(flow.import_args(tmp / "chart", target))
+    assert res.code == 0, res.err
+    for ref, extra in ((CHART, []), (ETCD, []), (PAUSE, ["--experimental-oci11"])):
+        p = verify(tmp, "verify", *extra, mirrored(target, ref), experimental=bool(extra))
+        assert p.returncode == 0, f"{ref}: {p.stderr}"
+
+
+def test_a_chart_entry_can_leave_its_referrers_behind(signed_chart: dict[str, Any]) -> None:
+    tmp = signed_chart["tmp"]
+    assert signed_chart["digest"] in referrer_subjects(tmp / "chart")
+    without = referrer_subjects(tmp / "chart-unsigned")
+    assert signed_chart["digest"] not in without
+    etcd = flow.head_digest(signed_chart["source"], "coreos/etcd", "v3.5.9")
+    assert etcd in without           # the image the chart needs still follows the top-level default

@@ -194,7 +194,7 @@ def test_export_discovers_through_the_referrers_api_and_never_asks_for_tags() ->
     http = fake.http()
     ref = Reference(HOST, "airgap/app", tag="v1")
     content = Content(path="c.yaml", images=[ImageSpec(ref, [], 1, referrers=True)])
-    discover = discoverer(content, http, every_image=False)
+    discover = discoverer(content, http, every=False)
     assert discover is not None
     target = MemoryStore("target")
     result = copy(RegistrySet(http), target, [CopyItem(ref, ref, referrers=True)], jobs=2, discover=discover)
@@ -223,7 +223,7 @@ def test_an_image_lookups_are_in_flight_together() -> None:
     image = referrer("application/vnd.example.image", subject=SUBJECT)        # any manifest will do
     ref = Reference(HOST, "library/nginx", tag="1.25")
     discover = discoverer(Content(path="c.yaml", images=[ImageSpec(ref, [], 1, referrers=True)]), fake.http(),
-                          every_image=False)
+                          every=False)
     assert discover is not None
     found = discover(Resolved(CopyItem(ref, ref, referrers=True), top=image, manifests=[image],
                               source_digest=image.digest))
