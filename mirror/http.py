@@ -31,6 +31,7 @@ import httpx
 
 from . import defaults
 from .errors import AuthError, RegistryError, TLSError, UnreachableError, redact
+from .pool import Pool
 
 log = logging.getLogger("mirror.http")
 
@@ -280,6 +281,23 @@ def _tune_httpcore() -> None:
         cls.READ_NUM_BYTES = defaults.HTTP_READ_SIZE
 
 
+def _use_own_pools(client: httpx.Client) -> None:
+    """Put mirror.pool.Pool under every direct (not proxied) transport of `client`, with the same TLS
+    context and limits (why: mirror/pool.py). httpx has no option for a pool of one's own; where its
+    internals differ from the ones this was written against, httpcore's pool simply stays."""
+    transports = [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]
+    for t in transports:
+        old = getattr(t, "_pool", None)
+        if type(old) is not httpcore.ConnectionPool:        # proxies (subclasses), test transports: untouched
+            continue
+        try:
+            new = Pool(ssl_context=old._ssl_context, max_connections=old._max_connections,
+                       keepalive_expiry=old._keepalive_expiry, socket_options=old._socket_options)
+        except AttributeError:
+            continue
+        t._pool = new  # type: ignore[union-attr]
+
+
 class _DeferredTrust(ssl.SSLContext):
     """The default TLS context with httpx's choice of CAs (SSL_CERT_FILE, SSL_CERT_DIR, else certifi),
     loaded on the first handshake rather than when the client is built: loading the bundle costs ~40 ms,
@@ -341,6 +359,7 @@ class Http:
             timeout=httpx.Timeout(defaults.READ_TIMEOUT, connect=defaults.CONNECT_TIMEOUT),
             headers={"User-Agent": defaults.USER_AGENT}, auth=RegistryAuth(self.credentials_for_netloc),
         )
+        _use_own_pools(self.client)
 
     @staticmethod
     def _ssl_context(name: str, s: HostSettings) -> ssl.SSLContext | bool:
