@@ -5,13 +5,15 @@ amd64 images when /bin/busybox is a static binary, so images can run). Configs c
 `rootfs.diff_ids`. Everything is deterministic: fixed mtimes, sorted entries, gzip mtime 0, seeded random
 data; the same inputs give the same digests.
 
-    build(path, profile, *, big_layer_bytes=None, scale_bytes=None) -> list[str]   # full refs tagged
-    python -m mirror.sample build OUT --profile test|demo|bench [--big-layer-bytes N] [--scale-bytes N]
+    build(path, profile, *, big_layer_bytes=None, scale_bytes=None, count=None) -> list[str]   # refs tagged
+    python -m mirror.sample build OUT --profile test|demo|bench|many [--big-layer-bytes N] [--scale-bytes N]
+                                      [--count N]
     python -m mirror.sample seed OUT --to http://127.0.0.1:PORT
 
 Profiles: `test` (multi-arch OCI index, Docker manifest list, Docker v2 manifests, a shared base layer, a
 non-image OCI artifact, optional big layer), `demo` (a handful of small images), `bench` (>= 30 artifacts,
-~1.1 GB of unique, incompressible blob bytes with realistic sharing).
+~1.1 GB of unique, incompressible blob bytes with realistic sharing), `many` (`count` small images, default
+300, every fifth a two-arch index, sharing eight base layers: where requests, not bytes, are the cost).
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ BUSYBOX = Path("/bin/busybox")
 BUSYBOX_APPLETS = ("sh", "ls", "cat", "echo", "sleep", "env", "true", "false", "id", "uname")
 MB = 1_000_000
 BENCH_DEFAULT_BYTES = 1_100_000_000
-PROFILES = ("test", "demo", "bench")
+PROFILES = ("test", "demo", "bench", "many")
+MANY_DEFAULT_COUNT = 300
 
 
 # -- layers ----------------------------------------------------------------------------------------
@@ -390,8 +393,20 @@ def _build_bench(b: Builder, scale_bytes: int | None) -> None:
         b.tag(f"ghcr.io/bench/artifact{i}:v1", b.artifact(payload, f"artifact{i}.bin"))
 
 
+def _build_many(b: Builder, count: int | None) -> None:
+    bases = [random_layer(f"many-base-{i}", 200_000 + 50_000 * i) for i in range(8)]
+    for i in range(MANY_DEFAULT_COUNT if count is None else count):
+        name = f"svc{i:04d}"
+        children = []
+        for arch in (["amd64", "arm64"] if i % 5 == 0 else ["amd64"]):
+            own = [random_layer(f"many:{name}:{arch}:{n}", 3000 + 97 * n + i) for n in range(3)]
+            children.append(b.image(name, "v1", arch, [*bases[: 1 + i % len(bases)], *own]))
+        ref = f"{BENCH_HOSTS[i % len(BENCH_HOSTS)]}/{name}:v1"
+        b.tag(ref, b.index(children) if len(children) > 1 else b.single(children[0]))
+
+
 def build(path: str | os.PathLike[str], profile: str, *, big_layer_bytes: int | None = None,
-          scale_bytes: int | None = None) -> list[str]:
+          scale_bytes: int | None = None, count: int | None = None) -> list[str]:
     """Write the profile's content into the OCI layout at `path`; return the full references tagged."""
     if profile not in PROFILES:
         raise ValueError(f"unknown sample profile {profile!r} (choose from {', '.join(PROFILES)})")
@@ -400,6 +415,8 @@ def build(path: str | os.PathLike[str], profile: str, *, big_layer_bytes: int | 
         _build_test(b, big_layer_bytes)
     elif profile == "demo":
         _build_demo(b)
+    elif profile == "many":
+        _build_many(b, count)
     else:
         _build_bench(b, scale_bytes)
     return b.refs
@@ -454,6 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bp.add_argument("--profile", choices=PROFILES, default="demo")
     bp.add_argument("--big-layer-bytes", type=int, default=None)
     bp.add_argument("--scale-bytes", type=int, default=None)
+    bp.add_argument("--count", type=int, default=None, help="images of the `many` profile")
     sp = sub.add_parser("seed", help="push every ref of a layout into a registry (same repository paths)")
     sp.add_argument("out")
     sp.add_argument("--to", required=True, help="registry URL, e.g. http://127.0.0.1:5000")
@@ -462,7 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.cmd == "build":
         for ref in build(args.out, args.profile, big_layer_bytes=args.big_layer_bytes,
-                         scale_bytes=args.scale_bytes):
+                         scale_bytes=args.scale_bytes, count=args.count):
             print(ref)
     else:
         seed(args.out, args.to, cert_dir=args.cert_dir, creds=args.creds)

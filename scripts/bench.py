@@ -15,6 +15,9 @@ Both tools always face the same registry binary in a comparison.
 far: the same export and import, of a smaller set (BENCH_FAR_BYTES, default 40 MB, the same 32 artifacts),
 with source and target behind scripts/delay_proxy.py, which adds BENCH_FAR_RTT_MS (default 50) of round
 trip: what a registry across a WAN costs in waiting rather than bandwidth. BENCH_FAR_RTT_MS=0 skips it.
+
+many: export and import of BENCH_MANY (default 300) small images sharing base layers, where requests rather
+than bytes are the cost. BENCH_MANY=0 skips it.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ REGISTRY_BINARIES = {"distribution3": str(REPO / ".cache/bin/distribution"), "de
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 FAR_BYTES = int(os.environ.get("BENCH_FAR_BYTES", "40000000"))
 FAR_RTT_MS = float(os.environ.get("BENCH_FAR_RTT_MS", "50"))
+MANY = int(os.environ.get("BENCH_MANY", "300"))
 ACCEPT = ", ".join(["application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
                     "application/vnd.docker.distribution.manifest.v2+json",
                     "application/vnd.docker.distribution.manifest.list.v2+json"])
@@ -107,14 +111,14 @@ def timed_many(cmds: list[list[str]]) -> tuple[float, int]:
     return time.monotonic() - t0, peak
 
 
-def build_and_seed(work: Path, name: str, src: str, scale: int) -> tuple[Path, list[str], Path]:
+def build_and_seed(work: Path, name: str, src: str, *profile: str) -> tuple[Path, list[str], Path]:
     """Build the bench content (child processes: this process stays small, so the peak RSS that wait4()
     reports for the timed children, whose pre-exec pages are this process's, is theirs), seed it into the
     registry at `src`, write a content file whose every host is reached at `src`."""
     layout = work / name
     py = sys.executable
-    built = subprocess.run([py, "-m", "mirror.sample", "build", str(layout), "--profile", "bench",
-                            "--scale-bytes", str(scale)], capture_output=True, text=True)
+    built = subprocess.run([py, "-m", "mirror.sample", "build", str(layout), *profile], capture_output=True,
+                           text=True)
     if built.returncode:
         raise SystemExit(f"bench: building the content failed:\n{built.stderr}")
     refs = built.stdout.split()
@@ -201,7 +205,7 @@ def suite(kind: str) -> None:
         src, p1 = start_registry(work, "source", binary)
         procs = [p1]
         t0 = time.monotonic()
-        layout, refs, content = build_and_seed(work, "layout", src, BYTES)
+        layout, refs, content = build_and_seed(work, "layout", src, "--profile", "bench", "--scale-bytes", str(BYTES))
         print(f"built and seeded {len(refs)} artifacts in {time.monotonic() - t0:.0f}s ({src})", flush=True)
         unique = sum(p.stat().st_size for p in (layout / "blobs" / "sha256").iterdir())
         am = str(REPO / ".venv/bin/airgap-mirror")
@@ -326,6 +330,8 @@ def suite(kind: str) -> None:
             sync_section(work, binary, src, content, refs, unique, jobs)
         if FAR_RTT_MS and kind == KINDS[0]:
             far(work, binary, jobs)
+        if MANY and kind == KINDS[0]:
+            many(work, binary, jobs)
         extra = REPO / "scripts" / "bench-delta"
         if extra.exists():
             env = dict(os.environ, BENCH_SOURCE=src, BENCH_JOBS=JOBS, BENCH_CONTENT=str(content), BENCH_WORK=str(work),
@@ -376,6 +382,53 @@ def sync_section(work: Path, binary: str, src: str, content: Path, refs: list[st
           f"{mb / t_theirs:.0f} MB/s | **{t_theirs / t_ours:.2f}x** |")
 
 
+def many(work: Path, binary: str, jobs: list[str]) -> None:
+    """Export and import of MANY small images (a few KB of their own over shared bases, like the hundreds of
+    images of a platform install), where requests rather than bytes are the cost: median of RUNS, each
+    import into a fresh target."""
+    src, p = start_registry(work, "many-source", binary)
+    procs = [p]
+    try:
+        _, refs, content = build_and_seed(work, "many", src, "--profile", "many", "--count", str(MANY))
+        am = str(REPO / ".venv/bin/airgap-mirror")
+        bundle, sk_layout, tree = work / "many-bundle", work / "many-skopeo-oci", work / "many-skopeo-dir"
+        rows: dict[str, tuple[list[float], list[float]]] = {"export": ([], []), "import": ([], [])}
+        for _ in range(RUNS):
+            for d in (bundle, sk_layout):
+                shutil.rmtree(d, ignore_errors=True)
+            clear_skopeo_cache()
+            os.sync()
+            rows["export"][0].append(timed([am, "export", "-f", str(content), "-o", str(bundle), *jobs],
+                                           stdout=subprocess.DEVNULL)[0])
+            clear_skopeo_cache()
+            rows["export"][1].append(timed_many(skopeo_export(src, refs, sk_layout))[0])
+        skopeo_tree(src, refs, tree)
+        for i in range(RUNS):
+            for tool, runs in zip(("ours", "skopeo"), rows["import"], strict=True):
+                dst, q = start_registry(work, f"many-{tool}-{i}", binary)
+                try:
+                    clear_skopeo_cache()
+                    os.sync()
+                    cmd = ([am, "import", str(bundle), "--to", f"{dst}/airgap-images", "--plain-http", *jobs]
+                           if tool == "ours" else skopeo_import(tree, dst))
+                    runs.append(timed(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)[0])
+                finally:
+                    q.terminate()
+                    q.wait()
+                    shutil.rmtree(work / f"many-{tool}-{i}", ignore_errors=True)
+        info = json.loads((bundle / "bundle.json").read_text())
+        print(f"\n{len(refs)} small images ({len(info['blobs'])} blobs, "
+              f"{sum(b['size'] for b in info['blobs'].values()) / 1e6:.0f} MB unique), median of {RUNS}\n\n"
+              "| step | airgap-mirror | skopeo | speed-up |\n|---|---|---|---|")
+        for step, (ours, theirs) in rows.items():
+            o, t = statistics.median(ours), statistics.median(theirs)
+            print(f"| {step} | {o:.1f} s | {t:.1f} s | **{t / o:.2f}x** |")
+    finally:
+        for q in procs:
+            q.terminate()
+            q.wait()
+
+
 def far(work: Path, binary: str, jobs: list[str]) -> None:
     """Export and import of a small set with source and target FAR_RTT_MS of round trip away."""
     far_dir = work / "far"
@@ -383,9 +436,9 @@ def far(work: Path, binary: str, jobs: list[str]) -> None:
     try:
         src, p = start_registry(far_dir, "source", binary)
         procs.append(p)
-        layout, refs, _ = build_and_seed(far_dir, "layout", src, FAR_BYTES)
-        src_far, p = start_delay(src)
-        procs.append(p)
+        layout, refs, _ = build_and_seed(far_dir, "layout", src, "--profile", "bench", "--scale-bytes", str(FAR_BYTES))
+        src_far, delay = start_delay(src)
+        procs.append(delay)
         content = write_content(far_dir / "far.yaml", src_far, refs)
         unique = sum(f.stat().st_size for f in (layout / "blobs" / "sha256").iterdir())
         am = str(REPO / ".venv/bin/airgap-mirror")
@@ -400,8 +453,8 @@ def far(work: Path, binary: str, jobs: list[str]) -> None:
         for name in ("target-airgap", "target-skopeo"):
             dst, p = start_registry(far_dir, name, binary)
             procs.append(p)
-            dst_far, p = start_delay(dst)
-            procs.append(p)
+            dst_far, delay = start_delay(dst)
+            procs.append(delay)
             targets.append(dst_far)
         clear_skopeo_cache()
         t_imp, _ = timed([am, "import", str(bundle), "--to", f"{targets[0]}/airgap-images", "--plain-http",

@@ -236,3 +236,16 @@ def test_random_bytes_past_one_randbytes_call() -> None:
     data = sample.random_bytes("big", size)
     assert len(data) == size and data[:1000] == sample.random_bytes("big", 1000)
     assert data == sample.random_bytes("big", size)          # deterministic
+
+
+def test_many_profile_is_small_images_sharing_bases(tmp_path: Path) -> None:
+    refs = sample.build(tmp_path / "a", "many", count=6)
+    assert len(refs) == 6 and refs[0] == "docker.io/library/svc0000:v1"
+    index = json.loads((tmp_path / "a" / "index.json").read_text())
+    kinds = [m["mediaType"] for m in index["manifests"]]
+    assert kinds.count(sample.OCI_INDEX) == 2                  # svc0000 and svc0005: two arches
+    blobs = list((tmp_path / "a" / "blobs" / "sha256").iterdir())
+    # 8 images' worth of manifests, configs and 3 own layers each, plus the 6 bases the first images use
+    assert len(blobs) == 2 + 8 * 5 + 6
+    assert sample.build(tmp_path / "b", "many", count=6) == refs
+    assert sorted(p.name for p in (tmp_path / "b" / "blobs" / "sha256").iterdir()) == sorted(p.name for p in blobs)
