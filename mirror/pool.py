@@ -26,7 +26,12 @@ _Key = tuple[bytes, bytes, int]
 
 
 class Pool:
-    """What httpx.HTTPTransport expects of its pool: handle_request(), close(), a context manager."""
+    """What httpx.HTTPTransport expects of its pool: handle_request(), close(), a context manager.
+
+    The cap is per origin, not for all together (httpcore's): a copy holds its source's response open
+    while it waits for a connection to the target, always in that order, so with a budget per origin no
+    number of threads can hold every connection of one while waiting for the other.
+    """
 
     def __init__(self, *, ssl_context: ssl.SSLContext | None, max_connections: int,
                  keepalive_expiry: float | None, socket_options: Iterable[Any] | None = None) -> None:
@@ -37,7 +42,8 @@ class Pool:
         self._cond = threading.Condition()
         # keyed by (scheme, host, port): httpcore.Origin compares equal but does not hash
         self._idle: dict[_Key, list[httpcore.HTTPConnection]] = {}
-        self._open: dict[httpcore.HTTPConnection, _Key] = {}     # idle and in use: all count against the cap
+        self._open: dict[httpcore.HTTPConnection, _Key] = {}     # idle and in use
+        self._count: dict[_Key, int] = {}                        # of those, per origin: capped at max
         self._closed = False
 
     # -- taking and giving back --------------------------------------------------------------------------
@@ -45,7 +51,6 @@ class Pool:
         key = (origin.scheme, origin.host, origin.port)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            evict: httpcore.HTTPConnection | None = None
             with self._cond:
                 while True:
                     if self._closed:
@@ -54,24 +59,15 @@ class Pool:
                     if stack:
                         conn = stack.pop()              # the most recently used: the least likely expired
                         break
-                    if len(self._open) < self._max:
+                    if self._count.get(key, 0) < self._max:
                         conn = self._new(origin)
                         self._open[conn] = key
+                        self._count[key] = self._count.get(key, 0) + 1
                         return conn
-                    other = next((s for s in self._idle.values() if s), None)
-                    if other:                           # full, with idle connections elsewhere: replace one
-                        evict = other.pop(0)
-                        del self._open[evict]
-                        conn = self._new(origin)
-                        self._open[conn] = key
-                        break
                     left = None if deadline is None else deadline - time.monotonic()
                     if left is not None and left <= 0:
                         raise httpcore.PoolTimeout("no connection became free in time")
                     self._cond.wait(left)
-            if evict is not None:
-                evict.close()
-                return conn
             # Outside the lock: the expiry check polls the socket (the server may have closed it).
             if not conn.has_expired():
                 return conn
@@ -84,8 +80,10 @@ class Pool:
 
     def _forget(self, conn: httpcore.HTTPConnection) -> None:
         with self._cond:
-            self._open.pop(conn, None)
-            self._cond.notify()
+            key = self._open.pop(conn, None)
+            if key is not None:
+                self._count[key] -= 1
+            self._cond.notify_all()             # the waiter may be for any origin
 
     def _give_back(self, conn: httpcore.HTTPConnection) -> None:
         """After a response is closed: a connection left idle (keep-alive) is kept, any other dropped."""
@@ -94,7 +92,7 @@ class Pool:
                 key = self._open.get(conn)
                 if not self._closed and key is not None:
                     self._idle.setdefault(key, []).append(conn)
-                    self._cond.notify()
+                    self._cond.notify_all()
                     return
         conn.close()
         self._forget(conn)
@@ -108,7 +106,7 @@ class Pool:
             try:
                 response = conn.handle_request(request)
             except httpcore.ConnectionNotAvailable:
-                # a kept connection that could not take the request after all: once more, on a new one
+                # a kept connection that could not take the request after all: once more
                 conn.close()
                 self._forget(conn)
                 if attempt:
@@ -128,6 +126,7 @@ class Pool:
             self._closed = True
             conns = list(self._open)
             self._open.clear()
+            self._count.clear()
             self._idle.clear()
             self._cond.notify_all()
         for c in conns:
