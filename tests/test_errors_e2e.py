@@ -354,3 +354,15 @@ def test_verbose_log_redacts_signed_redirect_urls(tmp_path: Path) -> None:
     assert "X-Amz-Signature=***" in res.stderr, res.stderr             # the redirect was logged, redacted
     for secret in ("AKIASECRET", "SIGSECRET", "AZSECRET"):
         assert secret not in res.stderr + res.stdout
+
+
+def test_the_console_script_exits_with_mains_status_and_one_line(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("airgap-mirror")
+    if not script.exists():
+        pytest.skip("the package is not installed with its console script in this interpreter's bin")
+    res = subprocess.run([str(script), "verify", str(tmp_path / "missing")], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 1 and res.stdout == ""
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith("error: ") and "hint:" in res.stderr
+    ok = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and ok.stdout.startswith("airgap-mirror ")
