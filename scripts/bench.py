@@ -250,8 +250,10 @@ def suite(kind: str) -> None:
                 imp.append(timed([am, "import", str(bundle), "--to", f"{dst_a}/airgap-images", "--plain-http",
                                   *jobs], stdout=subprocess.DEVNULL))
                 if i == 0:
-                    t_imp2, _ = timed([am, "import", str(bundle), "--to", f"{dst_a}/airgap-images",
-                                       "--plain-http", *jobs], stdout=subprocess.DEVNULL)
+                    # a repeated import is a fraction of a second: the median of RUNS of them
+                    t_imp2 = statistics.median(
+                        timed([am, "import", str(bundle), "--to", f"{dst_a}/airgap-images", "--plain-http", *jobs],
+                              stdout=subprocess.DEVNULL)[0] for _ in range(RUNS))
                     # sanity: the import landed under the base path with the source host folder
                     probe = parse(refs[0])
                     urllib.request.urlopen(urllib.request.Request(
@@ -316,7 +318,8 @@ def suite(kind: str) -> None:
         print(f"\n| measure | value | target |\n|---|---|---|\n"
               f"| bundle bytes / unique blob bytes | {bundle_bytes} / {unique_b} = "
               f"{bundle_bytes / unique_b:.4f} | <= 1.01 |\n"
-              f"| second import of the same bundle | {t_imp2:.2f} s = {100 * t_imp2 / t_imp:.1f}% of first | "
+              f"| second import of the same bundle (median of {RUNS}) | {t_imp2:.2f} s = "
+              f"{100 * t_imp2 / t_imp:.1f}% of first | "
               f"<= 10% |\n"
               f"| peak RSS export / import | {rss_exp} MB / {rss_imp} MB | <= 200 MB |\n"
               f"| `verify` (every part's checksum, every blob's digest) | {t_ver:.1f} s | |\n"
