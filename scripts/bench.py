@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,19 @@ def start_registry(work: Path, name: str, binary: str) -> tuple[str, subprocess.
         except OSError:
             time.sleep(0.1)
     return f"127.0.0.1:{port}", p
+
+
+def timed_into_fresh(work: Path, name: str, binary: str, command: Callable[[str], list[str]]) -> float:
+    """Seconds of `command(target)` into a registry started for it alone (and removed after)."""
+    dst, p = start_registry(work, name, binary)
+    try:
+        clear_skopeo_cache()
+        os.sync()
+        return timed(command(dst), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)[0]
+    finally:
+        p.terminate()
+        p.wait()
+        shutil.rmtree(work / name, ignore_errors=True)
 
 
 def clear_skopeo_cache() -> None:
@@ -362,20 +376,15 @@ def sync_section(work: Path, binary: str, src: str, content: Path, refs: list[st
     ours: list[float] = []
     theirs: list[float] = []
     for i in range(RUNS):
-        for name, runs in (("ours", ours), ("skopeo", theirs)):
-            dst, p = start_registry(work, f"sync-{name}-{i}", binary)
-            try:
-                clear_skopeo_cache()
-                os.sync()
-                cmd = ([am, "sync", "-f", str(content), "--to", f"{dst}/airgap-images", "--plain-http", *jobs]
-                       if name == "ours" else
-                       ["skopeo", "sync", "--all", "--preserve-digests", "--src", "yaml", "--dest", "docker",
-                        "--dest-tls-verify=false", str(spec), f"{dst}/airgap-images"])
-                runs.append(timed(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)[0])
-            finally:
-                p.terminate()
-                p.wait()
-                shutil.rmtree(work / f"sync-{name}-{i}", ignore_errors=True)
+        def our_sync(dst: str) -> list[str]:
+            return [am, "sync", "-f", str(content), "--to", f"{dst}/airgap-images", "--plain-http", *jobs]
+
+        def skopeo_sync(dst: str) -> list[str]:
+            return ["skopeo", "sync", "--all", "--preserve-digests", "--src", "yaml", "--dest", "docker",
+                    "--dest-tls-verify=false", str(spec), f"{dst}/airgap-images"]
+
+        ours.append(timed_into_fresh(work, f"sync-ours-{i}", binary, our_sync))
+        theirs.append(timed_into_fresh(work, f"sync-skopeo-{i}", binary, skopeo_sync))
         print(f"sync run {i + 1}: airgap-mirror {ours[-1]:.1f} s, skopeo {theirs[-1]:.1f} s", flush=True)
     t_ours, t_theirs = statistics.median(ours), statistics.median(theirs)
     mb = unique / 1e6
@@ -407,18 +416,12 @@ def many(work: Path, binary: str, jobs: list[str]) -> None:
             rows["export"][1].append(timed_many(skopeo_export(src, refs, sk_layout))[0])
         skopeo_tree(src, refs, tree)
         for i in range(RUNS):
-            for tool, runs in zip(("ours", "skopeo"), rows["import"], strict=True):
-                dst, q = start_registry(work, f"many-{tool}-{i}", binary)
-                try:
-                    clear_skopeo_cache()
-                    os.sync()
-                    cmd = ([am, "import", str(bundle), "--to", f"{dst}/airgap-images", "--plain-http", *jobs]
-                           if tool == "ours" else skopeo_import(tree, dst))
-                    runs.append(timed(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)[0])
-                finally:
-                    q.terminate()
-                    q.wait()
-                    shutil.rmtree(work / f"many-{tool}-{i}", ignore_errors=True)
+            def our_import(dst: str) -> list[str]:
+                return [am, "import", str(bundle), "--to", f"{dst}/airgap-images", "--plain-http", *jobs]
+
+            rows["import"][0].append(timed_into_fresh(work, f"many-ours-{i}", binary, our_import))
+            rows["import"][1].append(timed_into_fresh(work, f"many-skopeo-{i}", binary,
+                                                      lambda dst: skopeo_import(tree, dst)))
         info = json.loads((bundle / "bundle.json").read_text())
         print(f"\n{len(refs)} small images ({len(info['blobs'])} blobs, "
               f"{sum(b['size'] for b in info['blobs'].values()) / 1e6:.0f} MB unique), median of {RUNS}\n\n"

@@ -7,7 +7,6 @@ One export and one import serve every test of the module (2 CPUs are shared); ea
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ import yaml
 from mirror import sample
 from mirror.bundle import BundleInfo
 from mirror.charts import HELM_CONFIG, HELM_CONTENT, HELM_PROV
-from tests.support.charts import chart_files, index_yaml, package, serve_dir, sha256_hex
+from tests.support.charts import chart_files, helm_env, index_yaml, package, serve_dir, sha256_hex
 from tests.support.registries import RegistryFactory
 from tests.support.tools import need as _need
 from tests.support.tools import run as _run
@@ -100,8 +99,7 @@ def world(registry_factory: RegistryFactory, tmp_path_factory: pytest.TempPathFa
     tmp = tmp_path_factory.mktemp("charts")
     src = registry_factory("distribution")
     tgt = registry_factory("distribution")
-    env = dict(os.environ, HELM_CONFIG_HOME=str(tmp / "helm" / "config"), HELM_CACHE_HOME=str(tmp / "helm" / "cache"),
-               HELM_DATA_HOME=str(tmp / "helm" / "data"))
+    env = helm_env(tmp / "helm")
     # images in the source registry
     layout = tmp / "layout"
     sample.build(layout, "test")

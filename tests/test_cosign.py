@@ -102,13 +102,12 @@ def signed_chart(signed: dict[str, Any]) -> dict[str, Any]:
     `referrers: true` (the chart, pause and etcd, which only the chart names, bring their signatures), and
     with `referrers: false` on the chart entry (its own signature stays behind)."""
     need("helm")
-    from tests.support.charts import chart_files, package
+    from tests.support.charts import chart_files, helm_env, package
 
     tmp, source = signed["tmp"], signed["source"]
     (tmp / "app-0.1.0.tgz").write_bytes(package(chart_files("app", "0.1.0", values={"image": ETCD})))
-    helm_env = {**os.environ, **{f"HELM_{k}_HOME": str(tmp / "helm" / k.lower()) for k in ("CONFIG", "CACHE", "DATA")}}
     run(["helm", "push", str(tmp / "app-0.1.0.tgz"), f"oci://{source.host}/org/charts", "--plain-http"],
-        env=helm_env)
+        env=helm_env(tmp / "helm"))
     digest = flow.head_digest(source, "org/charts/app", "0.1.0")
     assert digest
     cosign(tmp, "sign", "--yes", "--key", "cosign.key", "--tlog-upload=false", *OFFLINE,

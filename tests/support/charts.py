@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import http.server
 import io
+import os
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -56,6 +57,11 @@ def package(files: dict[str, str | bytes]) -> bytes:
     with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz:
         gz.write(raw.getvalue())
     return out.getvalue()
+
+
+def helm_env(home: Path) -> dict[str, str]:
+    """The environment for a `helm` run whose config, cache and data stay under `home` (not ~/.config)."""
+    return {**os.environ, **{f"HELM_{k}_HOME": str(home / k.lower()) for k in ("CONFIG", "CACHE", "DATA")}}
 
 
 def sha256_hex(data: bytes) -> str:
