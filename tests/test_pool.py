@@ -166,3 +166,28 @@ def test_http_client_uses_it_except_where_a_proxy_tunnels(monkeypatch: pytest.Mo
     proxied = Http({"reg.example": HostSettings(insecure=True)}, use_docker_config=False)
     kinds = {type(t._pool) for t in proxied.client._mounts.values() if t is not None}  # type: ignore
     assert httpcore.HTTPProxy in kinds
+
+
+def test_many_threads_over_several_origins_with_closing_servers_all_complete() -> None:
+    with server(hold=0.002) as a, server(hold=0.002) as b, server(hold=0.002) as d, client(max_connections=2) as c:
+        pool = c._transport._pool  # type: ignore[attr-defined]
+        errors: list[BaseException] = []
+
+        def worker(n: int) -> None:
+            try:
+                for k in range(40):
+                    srv = (a, b, d)[(n + k) % 3]
+                    path = "/close" if (n * 7 + k) % 5 == 0 else "/slow"     # every fifth: the server hangs up
+                    assert c.get(f"http://127.0.0.1:{srv.port}{path}").text == path
+                    assert max(pool._count.values()) <= 2          # never more than the cap open to one origin
+            except BaseException as e:          # reported below: a thread's failure must fail the test
+                errors.append(e)
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert not errors and not any(t.is_alive() for t in threads)
+        # (the servers' own count can run ahead: they see a client's close only when they next read)
+        assert all(n <= 2 for n in pool._count.values()) and len(pool._open) == sum(pool._count.values())
