@@ -176,6 +176,41 @@ class Part:
     sha256: str
 
 
+_DAMAGED_HINT = "copy bundle.json again from the export side (SHA256SUMS and the parts do not cover it)"
+
+
+def _shape_problem(doc: Any) -> str | None:
+    """What is wrong with the structure of a parsed bundle.json, or None: checked before anything reads it,
+    so a hand-edited or garbled file is one error line, not a traceback."""
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if not isinstance(doc, dict):
+        return f"the top level is a {type(doc).__name__}, not an object"
+    if not is_int(doc.get("format_version")):
+        return f"format_version {doc.get('format_version')!r} is not a number"
+    for key, kind, what in (("id", str, "a string"), ("created", str, "a string"), ("artifacts", list, "a list"),
+                            ("blobs", dict, "an object"), ("parts", list, "a list")):
+        if not isinstance(doc.get(key), kind):
+            return f"{key} is missing or not {what}"
+    for i, a in enumerate(doc["artifacts"]):
+        if not isinstance(a, dict) or not isinstance(a.get("ref"), str) or not isinstance(a.get("digest"), str):
+            return f"artifact {i + 1} has no ref or digest"
+    for digest, e in doc["blobs"].items():
+        if not isinstance(e, dict) or not all(is_int(e.get(k)) for k in ("size", "offset", "length")):
+            return f"blob {digest} has no size, offset or length"
+    for i, p in enumerate(doc["parts"]):
+        if not (isinstance(p, dict) and isinstance(p.get("name"), str) and is_int(p.get("size"))
+                and isinstance(p.get("sha256"), str)):
+            return f"part {i + 1} has no name, size or sha256"
+    if not all(isinstance(d, dict) for d in doc.get("depends_on") or []) \
+            or not all(isinstance(d, str) for d in doc.get("external_blobs") or []):
+        return "depends_on or external_blobs is not a list of bundles and digests"
+    if doc.get("split_size") is not None and not is_int(doc["split_size"]):
+        return f"split_size {doc['split_size']!r} is not a number"
+    return None
+
+
 @dataclass
 class BundleInfo:
     id: str
@@ -213,18 +248,22 @@ class BundleInfo:
         try:
             doc = json.loads(path.read_text())
         except ValueError as e:
-            raise BundleError(f"bundle.json is not valid JSON: {e}", where=str(path)) from e
-        version = doc.get("format_version")
-        if not isinstance(version, int) or version > defaults.BUNDLE_FORMAT_VERSION:
+            raise BundleError(f"bundle.json is not valid JSON: {e}", where=str(path), hint=_DAMAGED_HINT) from e
+        version = doc.get("format_version") if isinstance(doc, dict) else None
+        if isinstance(version, int) and not isinstance(version, bool) and version > defaults.BUNDLE_FORMAT_VERSION:
             raise BundleVersionError(
                 f"bundle format version {version} is newer than this tool understands "
                 f"({defaults.BUNDLE_FORMAT_VERSION})", where=str(path),
                 hint="upgrade airgap-mirror on this side to the version that wrote the bundle")
+        problem = _shape_problem(doc)
+        if problem:
+            raise BundleError(f"bundle.json is damaged: {problem}", where=str(path), hint=_DAMAGED_HINT)
         return cls(
             id=doc["id"], created=doc["created"], tool_version=doc.get("tool_version", ""),
             artifacts=doc["artifacts"], name=doc.get("name", defaults.BUNDLE_NAME),
-            blobs={d: BlobEntry(**e) for d, e in doc["blobs"].items()},
-            parts=[Part(**p) for p in doc["parts"]], format_version=version,
+            blobs={d: BlobEntry(e["size"], e["offset"], e["length"], str(e.get("media_type", "")))
+                   for d, e in doc["blobs"].items()},
+            parts=[Part(p["name"], p["size"], p["sha256"]) for p in doc["parts"]], format_version=doc["format_version"],
             split_size=doc.get("split_size"), depends_on=doc.get("depends_on", []),
             external_blobs=doc.get("external_blobs", []),
         )

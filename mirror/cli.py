@@ -410,9 +410,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     target = RegistryStore(http, host, role="target")
     receipt = new_receipt(args, host, base)
     try:
+        # every bundle.json is read before the target is asked anything: a bundle that cannot be read is
+        # this side's error, named as such, and nothing of `import A B C` has started
+        readers = [BundleReader(Path(d)) for d in args.bundles]
         target.ping()
-        for bundle_dir in args.bundles:
-            _import_one(args, Path(bundle_dir), host, base, http, target, receipt)
+        for bundle_dir, reader in zip(args.bundles, readers, strict=True):
+            _import_one(args, Path(bundle_dir), reader, host, base, http, target, receipt)
     finally:
         http.close()
     if args.dry_run:
@@ -486,9 +489,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return _finish(args, receipt)
 
 
-def _import_one(args: argparse.Namespace, bundle_dir: Path, host: str, base: str, http: Http,
-                target: RegistryStore, receipt: Receipt) -> None:
-    reader = BundleReader(bundle_dir)
+def _import_one(args: argparse.Namespace, bundle_dir: Path, reader: BundleReader, host: str, base: str,
+                http: Http, target: RegistryStore, receipt: Receipt) -> None:
     signer = _check_signed(args, bundle_dir, reader.info)
     if signer:
         receipt.signers[reader.info.id] = signer

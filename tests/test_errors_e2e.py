@@ -246,6 +246,34 @@ def test_newer_bundle_format(world: dict[str, Any], target_registry: Registry, t
     no_tags(target_registry)
 
 
+def _damage(doc: dict[str, Any], how: str) -> Any:
+    if how == "list":
+        return [doc]
+    if how == "no-blobs":
+        return {k: v for k, v in doc.items() if k != "blobs"}
+    if how == "blob-no-offset":
+        return {**doc, "blobs": {d: {k: v for k, v in e.items() if k != "offset"} for d, e in doc["blobs"].items()}}
+    if how == "artifact-no-ref":
+        return {**doc, "artifacts": [{k: v for k, v in a.items() if k != "ref"} for a in doc["artifacts"]]}
+    if how == "parts-string":
+        return {**doc, "parts": "content.tar.zst.000"}
+    return {**doc, "format_version": str(doc["format_version"])}
+
+
+@pytest.mark.parametrize("how", ["list", "no-blobs", "blob-no-offset", "artifact-no-ref", "parts-string",
+                                 "version-string"])
+def test_damaged_bundle_json_is_one_line_and_import_asks_no_registry(world: dict[str, Any], tmp_path: Path,
+                                                                      how: str) -> None:
+    b = copy_bundle(world, tmp_path)
+    doc = json.loads((b / "bundle.json").read_text())
+    (b / "bundle.json").write_text(json.dumps(_damage(doc, how)))
+    # the target does not exist: the bundle is judged before anything is sent
+    unreachable = ["import", str(b), "--to", f"127.0.0.1:{free_port()}/base", "--plain-http"]
+    for args in (["verify", str(b)], ["inspect", str(b)], unreachable):
+        one_line_error(flow.run_cli(args), "bundle.json is damaged", str(b / "bundle.json"),
+                       hint="copy bundle.json again")
+
+
 def test_not_a_bundle(tmp_path: Path, target_registry: Registry) -> None:
     res = flow.run_cli(flow.import_args(tmp_path, target_registry))
     one_line_error(res, "not a bundle directory", hint="airgap-mirror export -o")
