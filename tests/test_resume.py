@@ -66,25 +66,39 @@ class Throttle:
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         pump(src, dst, size=32768, pace=lambda n: time.sleep(n / self.rate))
 
+    def drop(self) -> None:
+        """Cut every connection open now: what a killed client had sent but the proxy not yet forwarded is
+        lost, as it would be on a real network, instead of reaching the registry seconds later."""
+        conns, self.conns = self.conns, []
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            c.close()
+
     def close(self) -> None:
         self.closed = True
         self.sock.close()
-        for c in self.conns:
-            c.close()
+        self.drop()
 
 
 def cli(*argv: str) -> list[str]:
     return [sys.executable, "-m", "mirror.cli", *argv]
 
 
-def kill_when(argv: list[str], cond: Callable[[], bool], timeout: float = 60) -> None:
-    """Run the CLI and SIGKILL it as soon as `cond()` holds; fail if it finished first."""
+def kill_when(argv: list[str], cond: Callable[[], bool], timeout: float = 60,
+              then: Callable[[], None] | None = None) -> None:
+    """Run the CLI and SIGKILL it as soon as `cond()` holds, then call `then`; fail if it finished first."""
     p = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout
     try:
         while p.poll() is None and time.monotonic() < deadline:
             if cond():
                 p.send_signal(signal.SIGKILL)
+                p.wait()
+                if then is not None:
+                    then()
                 break
             time.sleep(0.003)
         _, err = p.communicate(timeout=30)
@@ -241,11 +255,12 @@ def test_import_killed_and_rerun(env: Env, registry_factory: RegistryFactory) ->
                               if e.media_type in INDEXES | MANIFESTS)
 
         # 1: killed after a few blobs landed
-        kill_when(argv, lambda: storage_blobs(resumed, manifests) >= 3)
+        kill_when(argv, lambda: storage_blobs(resumed, manifests) >= 3, then=proxy.drop)
         landed = settled_blobs(resumed, manifests)
         assert 3 <= landed < total
-        # 2: killed in the middle of the big layer's upload
-        kill_when(argv, lambda: upload_over(resumed, BIG // 4))
+        # 2: killed in the middle of the big layer's upload (the rest of its body, sent into the proxy's
+        # buffers before the kill, is cut with the connection: otherwise it could land after `before`)
+        kill_when(argv, lambda: upload_over(resumed, BIG // 4), then=proxy.drop)
         before = settled_blobs(resumed, manifests)
         assert landed <= before < total
         # 3: finishes, pushing only the blobs that are missing, and the manifests not yet there
