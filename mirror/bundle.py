@@ -32,7 +32,7 @@ from typing import IO, Any
 
 import zstandard
 
-from . import __version__, defaults
+from . import __version__, defaults, shape
 from .digest import Verifier, hash_file_range
 from .errors import BundleError, BundleVersionError, DigestMismatchError, DiskFullError, NotFoundError, PartError
 from .mediatypes import ANNOTATION_REF_NAME, OCI_INDEX, Descriptor, parse_manifest
@@ -179,36 +179,13 @@ class Part:
 _DAMAGED_HINT = "copy bundle.json again from the export side (SHA256SUMS and the parts do not cover it)"
 
 
-def _shape_problem(doc: Any) -> str | None:
-    """What is wrong with the structure of a parsed bundle.json, or None: checked before anything reads it,
-    so a hand-edited or garbled file is one error line, not a traceback."""
-    def is_int(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
-
-    if not isinstance(doc, dict):
-        return f"the top level is a {type(doc).__name__}, not an object"
-    if not is_int(doc.get("format_version")):
-        return f"format_version {doc.get('format_version')!r} is not a number"
-    for key, kind, what in (("id", str, "a string"), ("created", str, "a string"), ("artifacts", list, "a list"),
-                            ("blobs", dict, "an object"), ("parts", list, "a list")):
-        if not isinstance(doc.get(key), kind):
-            return f"{key} is missing or not {what}"
-    for i, a in enumerate(doc["artifacts"]):
-        if not isinstance(a, dict) or not isinstance(a.get("ref"), str) or not isinstance(a.get("digest"), str):
-            return f"artifact {i + 1} has no ref or digest"
-    for digest, e in doc["blobs"].items():
-        if not isinstance(e, dict) or not all(is_int(e.get(k)) for k in ("size", "offset", "length")):
-            return f"blob {digest} has no size, offset or length"
-    for i, p in enumerate(doc["parts"]):
-        if not (isinstance(p, dict) and isinstance(p.get("name"), str) and is_int(p.get("size"))
-                and isinstance(p.get("sha256"), str)):
-            return f"part {i + 1} has no name, size or sha256"
-    if not all(isinstance(d, dict) for d in doc.get("depends_on") or []) \
-            or not all(isinstance(d, str) for d in doc.get("external_blobs") or []):
-        return "depends_on or external_blobs is not a list of bundles and digests"
-    if doc.get("split_size") is not None and not is_int(doc["split_size"]):
-        return f"split_size {doc['split_size']!r} is not a number"
-    return None
+BUNDLE_SHAPE = {
+    "format_version": int, "id": str, "created": str, "name?": str, "tool_version?": str, "split_size?": (int, None),
+    "artifacts": [{"ref": str, "digest": str, "platforms?": [str], "contents?": [str]}],
+    "blobs": {str: {"size": int, "offset": int, "length": int, "media_type?": str}},
+    "parts": [{"name": str, "size": int, "sha256": str}],
+    "depends_on?": [dict], "external_blobs?": [str],
+}
 
 
 @dataclass
@@ -255,9 +232,9 @@ class BundleInfo:
                 f"bundle format version {version} is newer than this tool understands "
                 f"({defaults.BUNDLE_FORMAT_VERSION})", where=str(path),
                 hint="upgrade airgap-mirror on this side to the version that wrote the bundle")
-        problem = _shape_problem(doc)
-        if problem:
-            raise BundleError(f"bundle.json is damaged: {problem}", where=str(path), hint=_DAMAGED_HINT)
+        bad = shape.problem(doc, BUNDLE_SHAPE)
+        if bad:
+            raise BundleError(f"bundle.json is damaged: {bad}", where=str(path), hint=_DAMAGED_HINT)
         return cls(
             id=doc["id"], created=doc["created"], tool_version=doc.get("tool_version", ""),
             artifacts=doc["artifacts"], name=doc.get("name", defaults.BUNDLE_NAME),

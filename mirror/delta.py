@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__, defaults
-from .bundle import BUNDLE_JSON, BundleReader
+from . import __version__, defaults, shape
+from .bundle import BUNDLE_JSON, BUNDLE_SHAPE, BundleReader
 from .copy import CopyItem, image_platform
 from .errors import DependencyError, MirrorError, NotFoundError, UsageError
 from .mediatypes import INDEXES, MANIFESTS, Descriptor, children, parse_manifest
@@ -77,6 +77,10 @@ def load_baseline(since: str) -> Baseline:
 
 
 def _from_bundle(doc: dict[str, Any], path: Path) -> Baseline:
+    bad = shape.problem(doc, BUNDLE_SHAPE)
+    if bad:
+        raise UsageError(f"bundle.json is damaged: {bad}", where=str(path),
+                         hint="copy bundle.json again from where the bundle was exported")
     carried = sorted(d for d, e in doc["blobs"].items() if e.get("media_type") not in _MANIFEST_TYPES)
     blobs = set(carried) | set(doc.get("external_blobs") or [])
     record = {"kind": "bundle", "id": doc["id"], "name": doc.get("name", ""), "created": doc.get("created", ""),
@@ -102,7 +106,17 @@ def _from_receipt(path: Path) -> Baseline:
     return Baseline(set(r.blobs), [record])
 
 
+INVENTORY_SHAPE = {
+    "target?": {"registry?": str, "base?": str}, "created?": str, "blobs": [str], "platforms?": {str: (str, None)},
+    "repositories?": {str: {"tags?": {str: str}, "manifests?": [str], "blobs?": {str: int}}},
+}
+
+
 def _from_inventory(doc: dict[str, Any], path: Path) -> Baseline:
+    bad = shape.problem(doc, INVENTORY_SHAPE)
+    if bad:
+        raise UsageError(f"the inventory is damaged: {bad}", where=str(path),
+                         hint="take it again inside the gap: airgap-mirror inventory --to HOST/BASE -o FILE")
     tgt = doc.get("target") or {}
     target = "/".join(p for p in (tgt.get("registry", ""), tgt.get("base", "")) if p)
     record = {"kind": "inventory", "source": str(path), "created": doc.get("created", ""), "target": target,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from . import shape
 from .errors import UsageError
 
 RECEIPT_FORMAT = "airgap-mirror/receipt/v1"
@@ -67,18 +68,39 @@ class Receipt:
         except (OSError, ValueError) as e:
             raise UsageError(f"cannot read receipt: {e}", where=str(path),
                              hint="pass the file written by `airgap-mirror import --receipt`") from e
-        if doc.get("format") != RECEIPT_FORMAT:
-            raise UsageError(f"not an airgap-mirror receipt (format {doc.get('format')!r})", where=str(path))
+        if not isinstance(doc, dict) or doc.get("format") != RECEIPT_FORMAT:
+            found = doc.get("format") if isinstance(doc, dict) else None
+            raise UsageError(f"not an airgap-mirror receipt (format {found!r})", where=str(path))
+        bad = shape.problem(doc, RECEIPT_SHAPE)
+        if bad:
+            raise UsageError(f"the receipt is damaged: {bad}", where=str(path),
+                             hint="use the file `airgap-mirror import --receipt` wrote, or import again to rewrite it")
         return cls(
-            target=Target(**doc["target"]),
+            target=Target(**_known(Target, doc["target"])),
             hosts=dict(doc.get("hosts", {})),
-            artifacts=[ImportedArtifact(**a) for a in doc.get("artifacts", [])],
+            artifacts=[ImportedArtifact(**_known(ImportedArtifact, a)) for a in doc.get("artifacts", [])],
             bundles=list(doc.get("bundles", [])),
             blobs=list(doc.get("blobs", [])),
             signers=dict(doc.get("signers", {})),
             created=doc.get("created", ""),
             tool_version=doc.get("tool_version", ""),
         )
+
+
+RECEIPT_SHAPE = {
+    "target": {"registry": str, "base?": str, "plain_http?": bool, "insecure?": bool, "ca_file?": (str, None),
+               "username?": (str, None), "pack_base?": (str, None)},
+    "hosts?": {str: str},
+    "artifacts?": [{"kind": str, "source": str, "target": str, "digest": str, "media_type?": str,
+                    "oci_url?": (str, None)}],
+    "bundles?": [str], "blobs?": [str], "signers?": {str: str}, "created?": str, "tool_version?": str,
+}
+
+
+def _known(cls: type, doc: dict[str, Any]) -> dict[str, Any]:
+    """The fields of dataclass `cls` in `doc` (a newer tool's extra keys are left out, not an error)."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in doc.items() if k in names}
 
 
 def palette_mirror_string(receipt: Receipt, *, v2: bool = False) -> str:
