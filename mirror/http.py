@@ -29,8 +29,8 @@ from typing import Any
 import httpcore
 import httpx
 
-from . import defaults
-from .errors import AuthError, RegistryError, TLSError, UnreachableError, redact
+from . import defaults, shape
+from .errors import AuthError, RegistryError, TLSError, UnreachableError, UsageError, redact
 from .pool import Pool
 
 log = logging.getLogger("mirror.http")
@@ -102,25 +102,60 @@ def _auth_keys(host: str) -> list[str]:
 
 
 def _cred_helper(helper: str, host: str) -> Credentials | None:
-    exe = shutil.which(f"docker-credential-{helper}")
+    name = f"docker-credential-{helper}"
+    exe = shutil.which(name)
     if not exe:
-        log.warning("credential helper docker-credential-%s not found; %s is used anonymously", helper, host)
+        log.warning("credential helper %s not found; %s is used anonymously", name, host)
         return None
     for server in (host, f"https://{host}") + (("https://index.docker.io/v1/",)
                                               if host == defaults.DOCKER_HUB else ()):
-        r = subprocess.run([exe, "get"], input=server.encode(), capture_output=True, timeout=30)
+        try:
+            r = subprocess.run([exe, "get"], input=server.encode(), capture_output=True, timeout=30)
+        except subprocess.TimeoutExpired as e:
+            raise AuthError(f"{name} did not answer within 30 s", where=host,
+                            hint="check the credential helper (is it waiting for a keyring unlock?)") from e
         if r.returncode == 0:
-            doc = json.loads(r.stdout)
+            try:
+                doc = json.loads(r.stdout)
+            except ValueError:
+                doc = None
+            if not isinstance(doc, dict) or shape.problem(doc, {"Username?": str, "Secret?": str}):
+                # never echo what it printed: it may be the secret itself
+                raise AuthError(f"{name} answered with something that is not its JSON credentials", where=host,
+                                hint=f"check `echo {server} | {name} get`")
             return doc.get("Username", ""), doc.get("Secret", "")
     return None
+
+
+# The parts of docker's config.json and containers' auth.json read here (other keys are left alone).
+AUTH_FILE_SHAPE = {"auths?": {str: {"auth?": str, "username?": str, "password?": str, "identitytoken?": str}},
+                   "credHelpers?": {str: str}, "credsStore?": str}
+
+
+def _auth_file(path: Path) -> dict[str, Any] | None:
+    """A credentials file's contents; None when there is none. One that cannot be used is an error that
+    names it (credentials were asked for, and guessing past a damaged file would hide why they fail)."""
+    hint = "fix the file, or point DOCKER_CONFIG / REGISTRY_AUTH_FILE at a good one"
+    try:
+        doc = json.loads(path.read_text())
+    except OSError:
+        return None
+    except json.JSONDecodeError as e:
+        raise UsageError(f"credentials file is not valid JSON ({e.msg}, line {e.lineno})", where=str(path),
+                         hint=hint) from None
+    except ValueError:                      # not UTF-8 text at all
+        raise UsageError("credentials file is not valid JSON", where=str(path), hint=hint) from None
+    bad = shape.problem(doc, AUTH_FILE_SHAPE)
+    if bad:
+        raise UsageError(f"credentials file does not read as one: {bad}", where=str(path), hint=hint)
+    return dict(doc)
 
 
 def docker_config_credentials(host: str) -> Credentials | None:
     """Credentials for `host` from docker/containers auth files and credential helpers."""
     for path in _docker_config_paths():
-        try:
-            doc = json.loads(path.read_text())
-        except (OSError, ValueError):
+        doc = _auth_file(path)
+        if doc is None:
             continue
         helper = (doc.get("credHelpers") or {}).get(host)
         if helper:
@@ -131,7 +166,13 @@ def docker_config_credentials(host: str) -> Credentials | None:
             if not entry:
                 continue
             if entry.get("auth"):
-                user, _, pw = base64.b64decode(entry["auth"]).decode().partition(":")
+                try:
+                    user, sep, pw = base64.b64decode(entry["auth"], validate=True).decode().partition(":")
+                except ValueError:          # binascii.Error and UnicodeDecodeError are ValueErrors
+                    sep = ""
+                if not sep:
+                    raise UsageError(f"auths.{key}.auth is not base64 of user:password", where=str(path),
+                                     hint="write it again with `docker login` (or podman/skopeo login)")
                 return user, pw
             if entry.get("username"):
                 return entry["username"], entry.get("password", "")
