@@ -176,7 +176,7 @@ class Part:
     sha256: str
 
 
-_DAMAGED_HINT = "copy bundle.json again from the export side (SHA256SUMS and the parts do not cover it)"
+DAMAGED_HINT = "copy bundle.json again from the export side (SHA256SUMS and the parts do not cover it)"
 
 
 BUNDLE_SHAPE = {
@@ -225,7 +225,7 @@ class BundleInfo:
         try:
             doc = json.loads(path.read_text())
         except ValueError as e:
-            raise BundleError(f"bundle.json is not valid JSON: {e}", where=str(path), hint=_DAMAGED_HINT) from e
+            raise BundleError(f"bundle.json is not valid JSON: {e}", where=str(path), hint=DAMAGED_HINT) from e
         version = doc.get("format_version") if isinstance(doc, dict) else None
         if isinstance(version, int) and not isinstance(version, bool) and version > defaults.BUNDLE_FORMAT_VERSION:
             raise BundleVersionError(
@@ -234,7 +234,7 @@ class BundleInfo:
                 hint="upgrade airgap-mirror on this side to the version that wrote the bundle")
         bad = shape.problem(doc, BUNDLE_SHAPE)
         if bad:
-            raise BundleError(f"bundle.json is damaged: {bad}", where=str(path), hint=_DAMAGED_HINT)
+            raise BundleError(f"bundle.json is damaged: {bad}", where=str(path), hint=DAMAGED_HINT)
         return cls(
             id=doc["id"], created=doc["created"], tool_version=doc.get("tool_version", ""),
             artifacts=doc["artifacts"], name=doc.get("name", defaults.BUNDLE_NAME),

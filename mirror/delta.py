@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, defaults, shape
-from .bundle import BUNDLE_JSON, BUNDLE_SHAPE, BundleReader
+from .bundle import BUNDLE_JSON, BUNDLE_SHAPE, DAMAGED_HINT, BundleReader
 from .copy import CopyItem, image_platform
 from .errors import DependencyError, MirrorError, NotFoundError, UsageError
 from .mediatypes import INDEXES, MANIFESTS, Descriptor, children, parse_manifest
@@ -79,8 +79,7 @@ def load_baseline(since: str) -> Baseline:
 def _from_bundle(doc: dict[str, Any], path: Path) -> Baseline:
     bad = shape.problem(doc, BUNDLE_SHAPE)
     if bad:
-        raise UsageError(f"bundle.json is damaged: {bad}", where=str(path),
-                         hint="copy bundle.json again from where the bundle was exported")
+        raise UsageError(f"bundle.json is damaged: {bad}", where=str(path), hint=DAMAGED_HINT)
     carried = sorted(d for d, e in doc["blobs"].items() if e.get("media_type") not in _MANIFEST_TYPES)
     blobs = set(carried) | set(doc.get("external_blobs") or [])
     record = {"kind": "bundle", "id": doc["id"], "name": doc.get("name", ""), "created": doc.get("created", ""),

@@ -8,7 +8,6 @@ import hashlib
 import os
 import socket
 import ssl
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from mirror.http import HostSettings, Http
 from mirror.mediatypes import Descriptor
 from mirror.registry import RegistryStore
 from tests.support.registries import make_tls
-from tests.support.sockets import loopback_listener, read_request
+from tests.support.sockets import loopback_listener, read_request, serve_each
 
 BIG = os.urandom(defaults.HTTP_DIRECT_BODY_MIN + 3_000_017)      # direct path, not a multiple of a read
 SMALL = os.urandom(200_000)                                       # through h11, connection pooled
@@ -47,6 +46,7 @@ class Server:
     ca_file: str | None = None
 
     def handle(self, conn: socket.socket) -> None:
+        self.connections += 1
         if self.tls is not None:
             conn = self.tls.wrap_socket(conn, server_side=True)
         with conn:
@@ -80,16 +80,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
     listener = loopback_listener()
     srv.port = listener.getsockname()[1]
 
-    def accept() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            srv.connections += 1
-            threading.Thread(target=srv.handle, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
+    serve_each(listener, srv.handle)
     yield srv
     listener.close()
 

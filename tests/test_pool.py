@@ -17,7 +17,7 @@ import pytest
 
 from mirror.http import HostSettings, Http
 from mirror.pool import Pool
-from tests.support.sockets import loopback_listener, read_request
+from tests.support.sockets import loopback_listener, read_request, serve_each
 
 
 @dataclass
@@ -34,6 +34,7 @@ class Server:
 
     def serve(self, conn: socket.socket) -> None:
         with self.lock:
+            self.conns.append(conn)
             self.accepted += 1
             self.active += 1
             self.most_active = max(self.most_active, self.active)
@@ -62,16 +63,7 @@ def server(**kw: float) -> Iterator[Server]:
     listener = loopback_listener()
     srv = Server(listener.getsockname()[1], **kw)
 
-    def accept() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            srv.conns.append(conn)
-            threading.Thread(target=srv.serve, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
+    serve_each(listener, srv.serve)
     try:
         yield srv
     finally:

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tests.support.sockets import loopback_listener, pump
+from tests.support.sockets import loopback_listener, pump, serve_each
 
 
 @contextmanager
@@ -34,15 +34,7 @@ def connect_proxy() -> Iterator[tuple[str, list[str]]]:
         threading.Thread(target=pump, args=(upstream, conn), daemon=True).start()
         pump(conn, upstream)
 
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=serve, daemon=True).start()
+    serve_each(listener, handle)
     try:
         yield f"http://127.0.0.1:{listener.getsockname()[1]}", seen
     finally:

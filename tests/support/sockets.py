@@ -4,6 +4,7 @@ whole bodies to its handler and has no network stream)."""
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Callable
 from typing import BinaryIO
 
@@ -14,6 +15,19 @@ def loopback_listener() -> socket.socket:
     listener.bind(("127.0.0.1", 0))
     listener.listen()
     return listener
+
+
+def serve_each(listener: socket.socket, handle: Callable[[socket.socket], None]) -> None:
+    """Accept on `listener` until it is closed, each connection handled on a daemon thread of its own."""
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
 
 
 def read_request(f: BinaryIO) -> tuple[str, str, dict[str, str]] | None:
