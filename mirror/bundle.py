@@ -377,27 +377,41 @@ class _TrailingHasher:
     def __init__(self, stream: _Stream) -> None:
         self.stream = stream
         self.pos = 0
+        self.target = 0
+        self.target_lock = threading.Lock()
         self.part = 0
         self.h = hashlib.sha256()
         self.sums: list[str] = []
         self.lock = threading.Lock()
 
     def advance(self, end: int, *, wait: bool = False) -> None:
-        if not self.lock.acquire(blocking=wait):
-            return                      # someone else is hashing; they will catch up
-        try:
-            split = self.stream.split
-            while self.pos < end:
-                n = self.stream.hash_into(self.h, self.pos, min(end - self.pos, 4 * defaults.CHUNK_SIZE))
-                if n <= 0:
-                    raise BundleError(f"stream ends early at {self.pos}")
-                self.pos += n
-                if split and self.pos == (self.part + 1) * split:
-                    self.sums.append(self.h.hexdigest())
-                    self.h = hashlib.sha256()
-                    self.part += 1
-        finally:
-            self.lock.release()
+        """Hash up to `end` (a finished prefix), or leave it to the thread already hashing.
+
+        That thread hashes on to the highest end asked for, including one raised while it was hashing:
+        it checks again after releasing the lock, so an end asked for while the lock was held is never
+        left for finalize to hash alone (measured: up to 220 MB of 1.1 GB were, a single-core tail of
+        0.18 s)."""
+        with self.target_lock:
+            self.target = max(self.target, end)
+        while self.pos < self.target:
+            if not self.lock.acquire(blocking=wait):
+                return                  # the holder re-checks the target after it releases the lock
+            try:
+                self._hash_to_target()
+            finally:
+                self.lock.release()
+
+    def _hash_to_target(self) -> None:
+        split = self.stream.split
+        while self.pos < self.target:
+            n = self.stream.hash_into(self.h, self.pos, min(self.target - self.pos, 4 * defaults.CHUNK_SIZE))
+            if n <= 0:
+                raise BundleError(f"stream ends early at {self.pos}")
+            self.pos += n
+            if split and self.pos == (self.part + 1) * split:
+                self.sums.append(self.h.hexdigest())
+                self.h = hashlib.sha256()
+                self.part += 1
 
     def close(self) -> list[str]:
         with self.lock:

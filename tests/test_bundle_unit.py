@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
 import json
 import random
 import tarfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from mirror.bundle import (
     Part,
     _RangeReader,
     _Stream,
+    _TrailingHasher,
     parse_size,
     raw_frame_length,
     skippable_header,
@@ -105,6 +108,34 @@ def test_stream_extent_sees_the_furthest_byte(tmp_path: Path) -> None:
     stream = _Stream(tmp_path, "b", 10)
     stream.pwrite(23, [b"abc"])
     assert stream.extent() == 26
+
+
+def test_trailing_hasher_hashes_an_end_asked_for_while_it_was_busy(tmp_path: Path) -> None:
+    """A finished prefix reported while another thread holds the hasher is hashed by that thread before
+    it lets go, not left for finalize to hash on one core."""
+    stream = _Stream(tmp_path, "b", None)
+    data = random.Random(7).randbytes(3 * 1024 * 1024)
+    stream.pwrite(0, [data])
+    hasher = _TrailingHasher(stream)
+    entered, release = threading.Event(), threading.Event()
+    real = stream.hash_into
+
+    def slow_first(h: Any, offset: int, n: int) -> int:
+        if offset == 0:
+            entered.set()
+            release.wait(10)
+        return real(h, offset, n)
+
+    stream.hash_into = slow_first                         # type: ignore[method-assign]
+    busy = threading.Thread(target=hasher.advance, args=(1024 * 1024,))
+    busy.start()
+    assert entered.wait(10)
+    hasher.advance(len(data))                             # the lock is held: returns at once
+    assert hasher.pos == 0
+    release.set()
+    busy.join(10)
+    assert hasher.pos == len(data)
+    assert hasher.close() == [hashlib.sha256(data).hexdigest()]
 
 
 def test_skippable_gap_keeps_the_stream_decodable(tmp_path: Path) -> None:
