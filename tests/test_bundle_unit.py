@@ -9,6 +9,7 @@ import json
 import random
 import tarfile
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -484,3 +485,53 @@ def test_odd_split_size_like_fat32s_reads_back_and_verifies(tmp_path: Path) -> N
     reader = BundleReader(d)
     assert all(reader.read_blob(dg) == data for dg, data in blobs.items())
     assert verify(d).ok
+
+
+# -- the part checksums, computed while the export runs ------------------------------------------------
+
+def _gzip_blob(seed: int, size: int) -> tuple[Descriptor, bytes]:
+    data = random.Random(seed).randbytes(size)
+    return Descriptor("application/vnd.oci.image.layer.v1.tar+gzip", sha256_digest(data), size), data
+
+
+def _mib_chunks(data: bytes | bytearray, after: Callable[[], None] = lambda: None) -> Iterator[bytes]:
+    for i in range(0, len(data), 1 << 20):
+        yield bytes(data[i:i + (1 << 20)])
+        after()
+
+
+def _sums_match_parts(d: Path, info: BundleInfo) -> None:
+    assert [p.sha256 for p in info.parts] == [hashlib.sha256((d / p.name).read_bytes()).hexdigest()
+                                              for p in info.parts]
+    assert verify(d).ok
+
+
+def test_part_hash_follows_the_frame_being_written(tmp_path: Path) -> None:
+    """The hasher reads the front frame's bytes as they are written, not only once the frame is done: the
+    first frame of an export is often a big layer, and waiting for it left all the hashing for the end."""
+    d = tmp_path / "B"
+    w = BundleWriter(d, name="b")
+    desc, data = _gzip_blob(1, 24 << 20)
+    w.prepare([desc])
+    seen: list[int] = []
+    w.put_blob("docker.io/library/x", desc, _mib_chunks(data, lambda: seen.append(w._hasher.pos)))
+    assert max(seen[:-1]) >= 8 << 20                 # hashed while the last MiBs had not arrived
+    _sums_match_parts(d, w.finalize([]))
+
+
+def test_a_frame_that_fails_after_it_was_hashed_is_hashed_again(tmp_path: Path) -> None:
+    """Bytes the hasher read from a frame that then failed (here: corrupt, so the retry writes others) must
+    not stay in the part checksum."""
+    d = tmp_path / "B"
+    w = BundleWriter(d, name="b", split_size=5 << 20)
+    desc, data = _gzip_blob(2, 24 << 20)
+    w.prepare([desc])
+    bad = bytearray(data)
+    bad[100] ^= 1                                     # in the first MiB: hashed long before the end
+    with pytest.raises(DigestMismatchError):
+        w.put_blob("docker.io/library/x", desc, _mib_chunks(bad))
+    assert w._hasher.pos > 0
+    w.put_blob("docker.io/library/x", desc, _mib_chunks(data))
+    info = w.finalize([])
+    assert len(info.parts) == 5
+    _sums_match_parts(d, info)
