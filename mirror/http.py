@@ -211,7 +211,7 @@ def scopes_for(request: httpx.Request) -> list[str]:
     action = "pull" if request.method in ("GET", "HEAD") else "pull,push"
     scopes = [f"repository:{m.group('name')}:{action}"]
     mount_from = request.url.params.get("from")
-    if mount_from:
+    if mount_from and mount_from != m.group("name"):        # a mount from the repository itself: no more
         scopes.append(f"repository:{mount_from}:pull")
     return scopes
 

@@ -40,6 +40,8 @@ class RegistryStore:
         self.host = host
         self.base_url = http.endpoint(host)
         self.label = f"{role} {host}" + (f" ({self.base_url})" if host not in self.base_url else "")
+        self._mounts_work = False                           # a mount answered 201 in this run
+        self._opened: dict[tuple[str, str], str] = {}       # (repo, digest) -> upload opened by claim_blob
 
     # -- helpers ----------------------------------------------------------------------------------
     def _url(self, repo: str, kind: str, ref: str = "") -> str:
@@ -122,10 +124,29 @@ class RegistryStore:
         finally:
             holder[0].close()
 
+    def claim_blob(self, repo: str, desc: Descriptor) -> bool:
+        """Whether `repo` holds the blob, asked so that the answer "no" is also its upload session: a mount
+        from `repo` itself answers 201 when the blob is there and otherwise opens the upload (202, the
+        distribution spec's answer to a mount it cannot do), which the next put_blob uses. One round trip
+        instead of HEAD, POST; at 300 small images, 1448 of an import's 6500 requests. Until a mount has
+        answered 201 in this run it is a HEAD: a registry that ignores mount parameters answers 202
+        whether or not it holds the blob, and every blob it holds would be uploaded again."""
+        if not self._mounts_work:
+            return self.has_blob(repo, desc)
+        resp = self.http.request("POST", f"{self.base_url}/v2/{repo}/blobs/uploads/",
+                                 params={"mount": desc.digest, "from": repo}, where=self._where(repo))
+        if resp.status_code == 201:
+            return True
+        if resp.status_code == 202 and resp.headers.get("location"):
+            self._opened[(repo, desc.digest)] = self._location(resp)
+            return False
+        return self.has_blob(repo, desc)
+
     def mount_blob(self, repo: str, desc: Descriptor, from_repo: str) -> bool:
         resp = self.http.request("POST", f"{self.base_url}/v2/{repo}/blobs/uploads/",
                                  params={"mount": desc.digest, "from": from_repo}, where=self._where(repo))
         if resp.status_code == 201:
+            self._mounts_work = True
             return True
         if resp.status_code == 202 and resp.headers.get("location"):
             # Mount refused; cancel the upload session it opened so it does not linger.
@@ -155,7 +176,7 @@ class RegistryStore:
 
     def put_blob(self, repo: str, desc: Descriptor, chunks: Iterable[bytes]) -> None:
         where = self._where(repo)
-        location = self._start_upload(repo)
+        location = self._opened.pop((repo, desc.digest), None) or self._start_upload(repo)
         if desc.size <= defaults.MONOLITHIC_UPLOAD_MAX:
             req = self.http.client.build_request(
                 "PUT", self._with_digest(location, desc.digest), content=iter(chunks),

@@ -100,6 +100,9 @@ def test_push_scope_and_mount_scope() -> None:
     req = httpx.Request("POST", f"{BASE}/v2/a/b/blobs/uploads/?mount=sha256:x&from=c/d")
     assert scopes_for(req) == ["repository:a/b:pull,push", "repository:c/d:pull"]
     assert scopes_for(httpx.Request("HEAD", f"{BASE}/v2/a/manifests/1")) == ["repository:a:pull"]
+    # claim_blob's mount from the repository itself asks for the same token as the upload it may open
+    own = httpx.Request("POST", f"{BASE}/v2/a/b/blobs/uploads/?mount=sha256:x&from=a/b")
+    assert scopes_for(own) == ["repository:a/b:pull,push"]
     assert scopes_for(httpx.Request("GET", f"{BASE}/v2/")) == []
 
 
