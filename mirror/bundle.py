@@ -372,10 +372,11 @@ class _Stream:
 
 
 class _TrailingHasher:
-    """Hashes the parts while the export still runs, following the stream's finished prefix.
+    """Hashes the parts while the export still runs, following the stream's written front.
 
-    Frames finish out of order, but the hasher only ever reads bytes below the first unfinished one, so
-    by finalize most of every part's sha256 is done and the parts need not be read back in full.
+    Frames finish out of order, but the hasher only reads the finished prefix and the written part of the
+    frame at its end (BundleWriter._advance), so by finalize every part's sha256 is all but done and the
+    parts need not be read back.
     """
 
     def __init__(self, stream: _Stream) -> None:
@@ -389,7 +390,7 @@ class _TrailingHasher:
         self.lock = threading.Lock()
 
     def advance(self, end: int, *, wait: bool = False) -> None:
-        """Hash up to `end` (a finished prefix), or leave it to the thread already hashing.
+        """Hash up to `end` (bytes that will not change), or leave it to the thread already hashing.
 
         That thread hashes on to the highest end asked for, including one raised while it was hashing:
         it checks again after releasing the lock, so an end asked for while the lock was held is never

@@ -133,8 +133,7 @@ class RegistryStore:
         whether or not it holds the blob, and every blob it holds would be uploaded again."""
         if not self._mounts_work:
             return self.has_blob(repo, desc)
-        resp = self.http.request("POST", f"{self.base_url}/v2/{repo}/blobs/uploads/",
-                                 params={"mount": desc.digest, "from": repo}, where=self._where(repo))
+        resp = self._mount(repo, desc, repo)
         if resp.status_code == 201:
             return True
         if resp.status_code == 202 and resp.headers.get("location"):
@@ -142,9 +141,12 @@ class RegistryStore:
             return False
         return self.has_blob(repo, desc)
 
-    def mount_blob(self, repo: str, desc: Descriptor, from_repo: str) -> bool:
-        resp = self.http.request("POST", f"{self.base_url}/v2/{repo}/blobs/uploads/",
+    def _mount(self, repo: str, desc: Descriptor, from_repo: str) -> httpx.Response:
+        return self.http.request("POST", f"{self.base_url}/v2/{repo}/blobs/uploads/",
                                  params={"mount": desc.digest, "from": from_repo}, where=self._where(repo))
+
+    def mount_blob(self, repo: str, desc: Descriptor, from_repo: str) -> bool:
+        resp = self._mount(repo, desc, from_repo)
         if resp.status_code == 201:
             self._mounts_work = True
             return True

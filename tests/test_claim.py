@@ -7,13 +7,18 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import pytest
 
+from mirror.copy import CopyItem, copy
 from mirror.http import HostSettings, Http
+from mirror.layout import LayoutStore
 from mirror.mediatypes import Descriptor
+from mirror.reference import Reference, parse
 from mirror.registry import RegistryStore
+from mirror.sample import build
 from tests.support.registries import Registry
 
 
@@ -22,16 +27,17 @@ def _blob(n: int = 4096) -> tuple[Descriptor, bytes]:
     return Descriptor("application/octet-stream", "sha256:" + hashlib.sha256(data).hexdigest(), n), data
 
 
+def _kind(req: httpx.Request) -> str:
+    """`POST mount`, `HEAD blobs`, `POST uploads`, `PUT uploads`, `PUT manifests` ..."""
+    return f"{req.method} {'mount' if 'mount' in req.url.params else req.url.path.rsplit('/', 2)[-2]}"
+
+
 def _store(reg: Registry, calls: Counter[str]) -> RegistryStore:
     settings = HostSettings(plain_http=True, username=reg.username, password=reg.password) \
         if reg.username else HostSettings(plain_http=True)
     http = Http({reg.host: settings}, use_docker_config=False)
 
-    def count(req: httpx.Request) -> None:
-        kind = "mount" if "mount" in req.url.params else req.url.path.rsplit("/", 2)[-2]
-        calls[f"{req.method} {kind}"] += 1
-
-    http.client.event_hooks["request"].append(count)
+    http.client.event_hooks["request"].append(lambda req: calls.update([_kind(req)]))
     return RegistryStore(http, reg.host, role="target")
 
 
@@ -64,7 +70,7 @@ def test_a_registry_that_ignores_mounts_keeps_being_asked_with_head() -> None:
     calls: Counter[str] = Counter()
 
     def handler(req: httpx.Request) -> httpx.Response:
-        calls[f"{req.method} {'mount' if 'mount' in req.url.params else req.url.path.rsplit('/', 2)[-2]}"] += 1
+        calls[_kind(req)] += 1
         if req.method == "POST":
             return httpx.Response(202, headers={"Location": "/v2/r/blobs/uploads/u1"})
         if req.method == "HEAD":
@@ -81,18 +87,11 @@ def test_a_registry_that_ignores_mounts_keeps_being_asked_with_head() -> None:
 
 
 def test_a_fresh_copy_asks_each_tag_once_and_claims_after_the_first_mount(
-        target_registry: Registry, tmp_path: object) -> None:
+        target_registry: Registry, tmp_path: Path) -> None:
     """Into an empty registry, 10 images sharing base layers (two are two-arch indexes): one manifest HEAD
     per tag and none for an index's image manifests, blobs asked with HEAD only until the registry has
     shown it mounts; everything lands with its digests."""
-    from pathlib import Path
-
-    from mirror.copy import CopyItem, copy
-    from mirror.layout import LayoutStore
-    from mirror.reference import Reference, parse
-    from mirror.sample import build
-
-    layout = Path(str(tmp_path)) / "layout"
+    layout = tmp_path / "layout"
     refs = build(layout, "many", count=10)
     src = LayoutStore(layout)
     calls: Counter[str] = Counter()
