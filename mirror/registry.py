@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -40,7 +41,8 @@ class RegistryStore:
         self.host = host
         self.base_url = http.endpoint(host)
         self.label = f"{role} {host}" + (f" ({self.base_url})" if host not in self.base_url else "")
-        self._mounts_work = False                           # a mount answered 201 in this run
+        self._claims: bool | None = None                    # self-mounts answer as claim_blob needs?
+        self._probe = threading.Lock()
         self._opened: dict[tuple[str, str], str] = {}       # (repo, digest) -> upload opened by claim_blob
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -128,10 +130,10 @@ class RegistryStore:
         """Whether `repo` holds the blob, asked so that the answer "no" is also its upload session: a mount
         from `repo` itself answers 201 when the blob is there and otherwise opens the upload (202, the
         distribution spec's answer to a mount it cannot do), which the next put_blob uses. One round trip
-        instead of HEAD, POST; at 300 small images, 1448 of an import's 6500 requests. Until a mount has
-        answered 201 in this run it is a HEAD: a registry that ignores mount parameters answers 202
-        whether or not it holds the blob, and every blob it holds would be uploaded again."""
-        if not self._mounts_work:
+        instead of HEAD, POST; at 300 small images, 1448 of an import's 6500 requests. Until the target
+        has shown it answers so (see mount_blob) it is a HEAD: a registry that ignores mounts, or only
+        mounts across repositories, answers 202 for blobs it holds too, and each would be uploaded again."""
+        if not self._claims:
             return self.has_blob(repo, desc)
         resp = self._mount(repo, desc, repo)
         if resp.status_code == 201:
@@ -141,6 +143,17 @@ class RegistryStore:
             return False
         return self.has_blob(repo, desc)
 
+    def _learn_claims(self, repo: str, desc: Descriptor) -> None:
+        """After the first mount into `repo` worked, the blob is there for certain: a mount of it from `repo`
+        itself must answer 201 for claim_blob to be used (one request per run)."""
+        with self._probe:
+            if self._claims is not None:
+                return
+            resp = self._mount(repo, desc, repo)
+            self._claims = resp.status_code == 201
+            if not self._claims and resp.status_code == 202 and resp.headers.get("location"):
+                self.http.request("DELETE", self._location(resp), where=self._where(repo), retry=False)
+
     def _mount(self, repo: str, desc: Descriptor, from_repo: str) -> httpx.Response:
         return self.http.request("POST", f"{self.base_url}/v2/{repo}/blobs/uploads/",
                                  params={"mount": desc.digest, "from": from_repo}, where=self._where(repo))
@@ -148,7 +161,8 @@ class RegistryStore:
     def mount_blob(self, repo: str, desc: Descriptor, from_repo: str) -> bool:
         resp = self._mount(repo, desc, from_repo)
         if resp.status_code == 201:
-            self._mounts_work = True
+            if self._claims is None:
+                self._learn_claims(repo, desc)
             return True
         if resp.status_code == 202 and resp.headers.get("location"):
             # Mount refused; cancel the upload session it opened so it does not linger.
