@@ -34,7 +34,15 @@ import zstandard
 
 from . import __version__, defaults, shape
 from .digest import Verifier, hash_file_range
-from .errors import BundleError, BundleVersionError, DigestMismatchError, DiskFullError, NotFoundError, PartError
+from .errors import (
+    BundleError,
+    BundleVersionError,
+    DigestMismatchError,
+    DiskFullError,
+    NotFoundError,
+    PartError,
+    UsageError,
+)
 from .mediatypes import ANNOTATION_REF_NAME, OCI_INDEX, Descriptor, parse_manifest
 from .reference import Reference
 from .store import Manifest
@@ -192,6 +200,11 @@ BUNDLE_SHAPE = {
 }
 
 
+def check_bundle_doc(doc: Any, path: Path, error: type[BundleError] | type[UsageError] = BundleError) -> None:
+    """bundle.json's shape, checked before any field is used (BundleInfo.load; export --since)."""
+    shape.require(doc, BUNDLE_SHAPE, what="bundle.json", where=str(path), hint=DAMAGED_HINT, error=error)
+
+
 @dataclass
 class BundleInfo:
     id: str
@@ -236,9 +249,7 @@ class BundleInfo:
                 f"bundle format version {version} is newer than this tool understands "
                 f"({defaults.BUNDLE_FORMAT_VERSION})", where=str(path),
                 hint="upgrade airgap-mirror on this side to the version that wrote the bundle")
-        bad = shape.problem(doc, BUNDLE_SHAPE)
-        if bad:
-            raise BundleError(f"bundle.json is damaged: {bad}", where=str(path), hint=DAMAGED_HINT)
+        check_bundle_doc(doc, path)
         return cls(
             id=doc["id"], created=doc["created"], tool_version=doc.get("tool_version", ""),
             artifacts=doc["artifacts"], name=doc.get("name", defaults.BUNDLE_NAME),

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, defaults, shape
-from .bundle import BUNDLE_JSON, BUNDLE_SHAPE, DAMAGED_HINT, BundleReader
+from .bundle import BUNDLE_JSON, BundleReader, check_bundle_doc
 from .copy import CopyItem, image_platform
 from .errors import DependencyError, MirrorError, NotFoundError, UsageError
 from .mediatypes import INDEXES, MANIFESTS, Descriptor, children, parse_manifest
@@ -77,9 +77,7 @@ def load_baseline(since: str) -> Baseline:
 
 
 def _from_bundle(doc: dict[str, Any], path: Path) -> Baseline:
-    bad = shape.problem(doc, BUNDLE_SHAPE)
-    if bad:
-        raise UsageError(f"bundle.json is damaged: {bad}", where=str(path), hint=DAMAGED_HINT)
+    check_bundle_doc(doc, path, UsageError)
     carried = sorted(d for d, e in doc["blobs"].items() if e.get("media_type") not in _MANIFEST_TYPES)
     blobs = set(carried) | set(doc.get("external_blobs") or [])
     record = {"kind": "bundle", "id": doc["id"], "name": doc.get("name", ""), "created": doc.get("created", ""),
@@ -112,10 +110,8 @@ INVENTORY_SHAPE = {
 
 
 def _from_inventory(doc: dict[str, Any], path: Path) -> Baseline:
-    bad = shape.problem(doc, INVENTORY_SHAPE)
-    if bad:
-        raise UsageError(f"the inventory is damaged: {bad}", where=str(path),
-                         hint="take it again inside the gap: airgap-mirror inventory --to HOST/BASE -o FILE")
+    shape.require(doc, INVENTORY_SHAPE, what="the inventory", where=str(path),
+                  hint="take it again inside the gap: airgap-mirror inventory --to HOST/BASE -o FILE")
     tgt = doc.get("target") or {}
     target = "/".join(p for p in (tgt.get("registry", ""), tgt.get("base", "")) if p)
     record = {"kind": "inventory", "source": str(path), "created": doc.get("created", ""), "target": target,

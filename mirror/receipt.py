@@ -71,10 +71,8 @@ class Receipt:
         if not isinstance(doc, dict) or doc.get("format") != RECEIPT_FORMAT:
             found = doc.get("format") if isinstance(doc, dict) else None
             raise UsageError(f"not an airgap-mirror receipt (format {found!r})", where=str(path))
-        bad = shape.problem(doc, RECEIPT_SHAPE)
-        if bad:
-            raise UsageError(f"the receipt is damaged: {bad}", where=str(path),
-                             hint="use the file `airgap-mirror import --receipt` wrote, or import again to rewrite it")
+        shape.require(doc, RECEIPT_SHAPE, what="the receipt", where=str(path),
+                      hint="use the file `airgap-mirror import --receipt` wrote, or import again to rewrite it")
         return cls(
             target=Target(**_known(Target, doc["target"])),
             hosts=dict(doc.get("hosts", {})),

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .errors import MirrorError, UsageError
+
 _NAMES = {str: "a string", int: "a number", bool: "true or false", dict: "an object", list: "a list"}
 
 
@@ -48,3 +50,11 @@ def problem(value: Any, shape: Any, where: str = "") -> str | None:
 
 def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
+
+
+def require(value: Any, shape: Any, *, what: str, where: str, hint: str,
+            error: type[MirrorError] = UsageError) -> None:
+    """Raise `error` ("<what> is damaged: <the first problem>") when `value` does not fit `shape`."""
+    bad = problem(value, shape)
+    if bad:
+        raise error(f"{what} is damaged: {bad}", where=where, hint=hint)

@@ -46,6 +46,7 @@ JOBS = os.environ.get("BENCH_JOBS", "")             # empty: the tool's default 
 # the disk has written N bytes (this VM: 618 MB/s with fsync).
 STORAGE = os.environ.get("BENCH_STORAGE", "disk")
 TMPFS_DIRS: list[Path] = []
+AM = str(REPO / ".venv/bin/airgap-mirror")
 REGISTRY_BINARIES = {"distribution3": str(REPO / ".cache/bin/distribution"), "debian": "docker-registry"}
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 FAR_BYTES = int(os.environ.get("BENCH_FAR_BYTES", "40000000"))
@@ -90,13 +91,19 @@ def timed_into_fresh(work: Path, name: str, binary: str, command: Callable[[str]
     """Seconds of `command(target)` into a registry started for it alone (and removed after)."""
     dst, p = start_registry(work, name, binary)
     try:
-        clear_skopeo_cache()
-        os.sync()
+        prepare_step()
         return timed(command(dst), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)[0]
     finally:
         p.terminate()
         p.wait()
         shutil.rmtree(work / name, ignore_errors=True)
+
+
+def prepare_step() -> None:
+    """Before a timed step: skopeo's blob-info cache cleared, and dirty pages flushed so that one step's
+    writeback does not land in the next one's time."""
+    clear_skopeo_cache()
+    os.sync()
 
 
 def clear_skopeo_cache() -> None:
@@ -222,14 +229,9 @@ def suite(kind: str) -> None:
         layout, refs, content = build_and_seed(work, "layout", src, "--profile", "bench", "--scale-bytes", str(BYTES))
         print(f"built and seeded {len(refs)} artifacts in {time.monotonic() - t0:.0f}s ({src})", flush=True)
         unique = sum(p.stat().st_size for p in (layout / "blobs" / "sha256").iterdir())
-        am = str(REPO / ".venv/bin/airgap-mirror")
 
         # Each timed step runs RUNS times, alternating the tools, and the median is reported: on this shared
-        # 2-core VM single runs move by +-20%. Dirty pages are flushed before every timed step so that one
-        # step's writeback does not land in the next one's time.
-        def prepare_step() -> None:
-            clear_skopeo_cache()
-            os.sync()
+        # 2-core VM single runs move by +-20%.
 
         # -- export ----------------------------------------------------------------------------------
         bundle = work / "bundle"
@@ -240,7 +242,7 @@ def suite(kind: str) -> None:
             shutil.rmtree(bundle, ignore_errors=True)
             shutil.rmtree(sk_layout, ignore_errors=True)
             prepare_step()
-            exp.append(timed([am, "export", "-f", str(content), "-o", str(bundle), *jobs,
+            exp.append(timed([AM, "export", "-f", str(content), "-o", str(bundle), *jobs,
                               "--split-size", "4G"], stdout=subprocess.DEVNULL))
             prepare_step()
             sk_exp.append(timed_many(skopeo_export(src, refs, sk_layout)))
@@ -261,12 +263,12 @@ def suite(kind: str) -> None:
             dst_s, ps = start_registry(work, f"target-skopeo-{i}", binary)
             try:
                 prepare_step()
-                imp.append(timed([am, "import", str(bundle), "--to", f"{dst_a}/airgap-images", "--plain-http",
+                imp.append(timed([AM, "import", str(bundle), "--to", f"{dst_a}/airgap-images", "--plain-http",
                                   *jobs], stdout=subprocess.DEVNULL))
                 if i == 0:
                     # a repeated import is a fraction of a second: the median of RUNS of them
                     t_imp2 = statistics.median(
-                        timed([am, "import", str(bundle), "--to", f"{dst_a}/airgap-images", "--plain-http", *jobs],
+                        timed([AM, "import", str(bundle), "--to", f"{dst_a}/airgap-images", "--plain-http", *jobs],
                               stdout=subprocess.DEVNULL)[0] for _ in range(RUNS))
                     # sanity: the import landed under the base path with the source host folder
                     probe = parse(refs[0])
@@ -290,11 +292,11 @@ def suite(kind: str) -> None:
 
         # The USB workflow: `verify` once after copying the parts, then import, which then does not hash
         # the parts a second time (the import rows above do hash them: no verify ran before them).
-        t_ver, _ = timed([am, "verify", str(bundle), *jobs], stdout=subprocess.DEVNULL)
+        t_ver, _ = timed([AM, "verify", str(bundle), *jobs], stdout=subprocess.DEVNULL)
         dst_v, pv = start_registry(work, "target-verified", binary)
         procs.append(pv)
         prepare_step()
-        t_imp_v, _ = timed([am, "import", str(bundle), "--to", f"{dst_v}/airgap-images", "--plain-http",
+        t_imp_v, _ = timed([AM, "import", str(bundle), "--to", f"{dst_v}/airgap-images", "--plain-http",
                             *jobs], stdout=subprocess.DEVNULL)
         # What the target registry alone can ingest: crane pushes the source layout (the same blobs) with
         # next to no CPU of its own (no hashing, file-to-socket copies in the kernel), so its time is the
@@ -372,12 +374,11 @@ def sync_section(work: Path, binary: str, src: str, content: Path, refs: list[st
         images.setdefault(ref.repository, []).append(ref.tag or "latest")
     spec.write_text(f"{src}:\n  tls-verify: false\n  images:\n"
                     + "".join(f"    {repo}: [{', '.join(tags)}]\n" for repo, tags in images.items()))
-    am = str(REPO / ".venv/bin/airgap-mirror")
     ours: list[float] = []
     theirs: list[float] = []
     for i in range(RUNS):
         def our_sync(dst: str) -> list[str]:
-            return [am, "sync", "-f", str(content), "--to", f"{dst}/airgap-images", "--plain-http", *jobs]
+            return [AM, "sync", "-f", str(content), "--to", f"{dst}/airgap-images", "--plain-http", *jobs]
 
         def skopeo_sync(dst: str) -> list[str]:
             return ["skopeo", "sync", "--all", "--preserve-digests", "--src", "yaml", "--dest", "docker",
@@ -402,22 +403,20 @@ def many(work: Path, binary: str, jobs: list[str]) -> None:
     procs = [p]
     try:
         _, refs, content = build_and_seed(work, "many", src, "--profile", "many", "--count", str(MANY))
-        am = str(REPO / ".venv/bin/airgap-mirror")
         bundle, sk_layout, tree = work / "many-bundle", work / "many-skopeo-oci", work / "many-skopeo-dir"
         rows: dict[str, tuple[list[float], list[float]]] = {"export": ([], []), "import": ([], [])}
         for _ in range(RUNS):
             for d in (bundle, sk_layout):
                 shutil.rmtree(d, ignore_errors=True)
-            clear_skopeo_cache()
-            os.sync()
-            rows["export"][0].append(timed([am, "export", "-f", str(content), "-o", str(bundle), *jobs],
+            prepare_step()
+            rows["export"][0].append(timed([AM, "export", "-f", str(content), "-o", str(bundle), *jobs],
                                            stdout=subprocess.DEVNULL)[0])
             clear_skopeo_cache()
             rows["export"][1].append(timed_many(skopeo_export(src, refs, sk_layout))[0])
         skopeo_tree(src, refs, tree)
         for i in range(RUNS):
             def our_import(dst: str) -> list[str]:
-                return [am, "import", str(bundle), "--to", f"{dst}/airgap-images", "--plain-http", *jobs]
+                return [AM, "import", str(bundle), "--to", f"{dst}/airgap-images", "--plain-http", *jobs]
 
             rows["import"][0].append(timed_into_fresh(work, f"many-ours-{i}", binary, our_import))
             rows["import"][1].append(timed_into_fresh(work, f"many-skopeo-{i}", binary,
@@ -447,10 +446,9 @@ def far(work: Path, binary: str, jobs: list[str]) -> None:
         procs.append(delay)
         content = write_content(far_dir / "far.yaml", src_far, refs)
         unique = sum(f.stat().st_size for f in (layout / "blobs" / "sha256").iterdir())
-        am = str(REPO / ".venv/bin/airgap-mirror")
         bundle = far_dir / "bundle"
         clear_skopeo_cache()
-        t_exp, _ = timed([am, "export", "-f", str(content), "-o", str(bundle), *jobs], stdout=subprocess.DEVNULL)
+        t_exp, _ = timed([AM, "export", "-f", str(content), "-o", str(bundle), *jobs], stdout=subprocess.DEVNULL)
         clear_skopeo_cache()
         t_sk_exp, _ = timed_many(skopeo_export(src_far, refs, far_dir / "skopeo-oci"))
         tree = far_dir / "skopeo-dir"
@@ -463,9 +461,9 @@ def far(work: Path, binary: str, jobs: list[str]) -> None:
             procs.append(delay)
             targets.append(dst_far)
         clear_skopeo_cache()
-        t_imp, _ = timed([am, "import", str(bundle), "--to", f"{targets[0]}/airgap-images", "--plain-http",
+        t_imp, _ = timed([AM, "import", str(bundle), "--to", f"{targets[0]}/airgap-images", "--plain-http",
                           *jobs], stdout=subprocess.DEVNULL)
-        t_imp2, _ = timed([am, "import", str(bundle), "--to", f"{targets[0]}/airgap-images", "--plain-http",
+        t_imp2, _ = timed([AM, "import", str(bundle), "--to", f"{targets[0]}/airgap-images", "--plain-http",
                            *jobs], stdout=subprocess.DEVNULL)
         clear_skopeo_cache()
         t_sk_imp, _ = timed(skopeo_import(tree, targets[1]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
