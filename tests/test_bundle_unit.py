@@ -9,6 +9,7 @@ import json
 import random
 import tarfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -112,31 +113,45 @@ def test_stream_extent_sees_the_furthest_byte(tmp_path: Path) -> None:
 
 
 def test_trailing_hasher_hashes_an_end_asked_for_while_it_was_busy(tmp_path: Path) -> None:
-    """A finished prefix reported while another thread holds the hasher is hashed by that thread before
-    it lets go, not left for finalize to hash on one core."""
+    """The hasher works on a thread of its own (the caller returns at once), and an end asked for while
+    that thread is busy is hashed by it before it stops, not left for finalize to hash on one core."""
     stream = _Stream(tmp_path, "b", None)
     data = random.Random(7).randbytes(3 * 1024 * 1024)
     stream.pwrite(0, [data])
     hasher = _TrailingHasher(stream)
     entered, release = threading.Event(), threading.Event()
     real = stream.hash_into
+    callers: set[int] = set()
 
     def slow_first(h: Any, offset: int, n: int) -> int:
+        callers.add(threading.get_ident())
         if offset == 0:
             entered.set()
             release.wait(10)
         return real(h, offset, n)
 
     stream.hash_into = slow_first                         # type: ignore[method-assign]
-    busy = threading.Thread(target=hasher.advance, args=(1024 * 1024,))
-    busy.start()
+    hasher.advance(1024 * 1024)                           # returns at once: the thread hashes
     assert entered.wait(10)
-    hasher.advance(len(data))                             # the lock is held: returns at once
+    hasher.advance(len(data))                             # asked while the thread is inside the first MiB
     assert hasher.pos == 0
     release.set()
-    busy.join(10)
-    assert hasher.pos == len(data)
-    assert hasher.close() == [hashlib.sha256(data).hexdigest()]
+    deadline = time.monotonic() + 10
+    while hasher.pos < len(data) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert hasher.pos == len(data)                        # by the thread: finish() has not been called
+    assert threading.get_ident() not in callers
+    assert hasher.finish(len(data)) == [hashlib.sha256(data).hexdigest()]
+
+
+def test_trailing_hasher_error_is_raised_by_finish(tmp_path: Path) -> None:
+    """A read that fails on the hasher's thread is not lost: finish() raises it."""
+    stream = _Stream(tmp_path, "b", None)
+    stream.pwrite(0, [b"x" * 1000])
+    hasher = _TrailingHasher(stream)
+    hasher.advance(5000)                                  # beyond the stream's end
+    with pytest.raises(BundleError, match="ends early"):
+        hasher.finish(5000)
 
 
 def test_skippable_gap_keeps_the_stream_decodable(tmp_path: Path) -> None:
@@ -514,8 +529,8 @@ def test_part_hash_follows_the_frame_being_written(tmp_path: Path) -> None:
     desc, data = _gzip_blob(1, 24 << 20)
     w.prepare([desc])
     seen: list[int] = []
-    w.put_blob("docker.io/library/x", desc, _mib_chunks(data, lambda: seen.append(w._hasher.pos)))
-    assert max(seen[:-1]) >= 8 << 20                 # hashed while the last MiBs had not arrived
+    w.put_blob("docker.io/library/x", desc, _mib_chunks(data, lambda: seen.append(w._hasher.target)))
+    assert max(seen[:-1]) >= 8 << 20                 # asked for while the last MiBs had not arrived
     _sums_match_parts(d, w.finalize([]))
 
 
