@@ -407,6 +407,7 @@ class _TrailingHasher:
         self.state = threading.Lock()           # target, the thread and its error
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._stopped = False
 
     def want(self, end: int) -> None:
         """Raise the end to hash to (it only ever grows)."""
@@ -417,7 +418,7 @@ class _TrailingHasher:
         """Hash up to `end` (bytes that will not change) in the background; returns at once."""
         with self.state:
             self.target = max(self.target, end)
-            if self._thread is None and self._error is None and self.pos < self.target:
+            if self._thread is None and self._error is None and not self._stopped and self.pos < self.target:
                 self._thread = threading.Thread(target=self._run, name="part-hasher", daemon=True)
                 self._thread.start()
 
@@ -426,7 +427,7 @@ class _TrailingHasher:
             while True:
                 # An end asked for while this thread was hashing is seen here: it only stops caught up.
                 with self.state:
-                    if self.pos >= self.target:
+                    if self.pos >= self.target or self._stopped:
                         self._thread = None
                         return
                     end = self.target
@@ -439,7 +440,7 @@ class _TrailingHasher:
 
     def _hash_to(self, end: int) -> None:
         split = self.stream.split
-        while self.pos < end:
+        while self.pos < end and not self._stopped:
             n = self.stream.hash_into(self.h, self.pos, min(end - self.pos, 4 * defaults.CHUNK_SIZE))
             if n <= 0:
                 raise BundleError(f"stream ends early at {self.pos}")
@@ -455,6 +456,14 @@ class _TrailingHasher:
             self.pos = self.target = self.part = 0
             self.h = hashlib.sha256()
             self.sums = []
+
+    def stop(self) -> None:
+        """Stop hashing and wait for the thread (a failed export: its files are about to be closed)."""
+        with self.state:
+            self._stopped = True
+            running = self._thread
+        if running is not None:
+            running.join()
 
     def finish(self, end: int) -> list[str]:
         """Hash up to `end` (the stream's end: nothing writes any more) and return every part's sha256."""
@@ -679,6 +688,7 @@ class BundleWriter:
 
     def close(self) -> None:
         """Release files without publishing (a failed export); `.work` stays for the rerun to reuse."""
+        self._hasher.stop()
         if not self._journal.closed:
             self._journal.close()
         self._stream.close()

@@ -144,6 +144,35 @@ def test_trailing_hasher_hashes_an_end_asked_for_while_it_was_busy(tmp_path: Pat
     assert hasher.finish(len(data)) == [hashlib.sha256(data).hexdigest()]
 
 
+def test_trailing_hasher_stop_waits_for_the_thread(tmp_path: Path) -> None:
+    """A failed export closes its part files: the hasher's thread has stopped reading them by then."""
+    stream = _Stream(tmp_path, "b", None)
+    stream.pwrite(0, [random.Random(8).randbytes(12 << 20)])
+    hasher = _TrailingHasher(stream)
+    entered, release = threading.Event(), threading.Event()
+    real = stream.hash_into
+
+    def slow(h: Any, offset: int, n: int) -> int:
+        entered.set()
+        release.wait(10)
+        return real(h, offset, n)
+
+    stream.hash_into = slow                               # type: ignore[method-assign]
+    hasher.advance(12 << 20)
+    assert entered.wait(10)
+    stopper = threading.Thread(target=hasher.stop)
+    stopper.start()
+    stopper.join(0.2)
+    assert stopper.is_alive()                             # waits for the read in progress
+    release.set()
+    stopper.join(10)
+    assert not stopper.is_alive()
+    assert not any(t.name == "part-hasher" for t in threading.enumerate())
+    assert hasher.pos < 12 << 20                   # stopped after that read (4 MiB), not at the end
+    hasher.advance(12 << 20)                       # and starts no thread again
+    assert hasher._thread is None
+
+
 def test_trailing_hasher_error_is_raised_by_finish(tmp_path: Path) -> None:
     """A read that fails on the hasher's thread is not lost: finish() raises it."""
     stream = _Stream(tmp_path, "b", None)
