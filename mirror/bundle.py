@@ -457,21 +457,22 @@ class _TrailingHasher:
             self.h = hashlib.sha256()
             self.sums = []
 
-    def stop(self) -> None:
-        """Stop hashing and wait for the thread (a failed export: its files are about to be closed)."""
+    def _join(self, *, end: int = 0, stop: bool = False) -> None:
+        """Raise the end (or stop), then wait for the thread hashing, if one is."""
         with self.state:
-            self._stopped = True
+            self.target = max(self.target, end)
+            self._stopped = self._stopped or stop
             running = self._thread
         if running is not None:
             running.join()
 
+    def stop(self) -> None:
+        """Stop hashing and wait for the thread (a failed export: its files are about to be closed)."""
+        self._join(stop=True)
+
     def finish(self, end: int) -> list[str]:
         """Hash up to `end` (the stream's end: nothing writes any more) and return every part's sha256."""
-        with self.state:
-            self.target = max(self.target, end)
-            running = self._thread
-        if running is not None:
-            running.join()
+        self._join(end=end)
         if self._error is not None:
             raise self._error
         with self.lock:
