@@ -35,7 +35,7 @@ from mirror.bundle import (
     skippable_header,
     verify,
 )
-from mirror.digest import sha256_digest
+from mirror.digest import HASH_CHUNK, hash_file_range, sha256_digest
 from mirror.errors import BundleError, BundleVersionError, DigestMismatchError, NotFoundError, PartError
 from mirror.mediatypes import OCI_MANIFEST, Descriptor
 from mirror.reference import parse
@@ -110,6 +110,23 @@ def test_stream_extent_sees_the_furthest_byte(tmp_path: Path) -> None:
     stream = _Stream(tmp_path, "b", 10)
     stream.pwrite(23, [b"abc"])
     assert stream.extent() == 26
+
+
+@pytest.mark.parametrize("start,end", [(0, 0), (0, 1), (5, HASH_CHUNK + 7), (HASH_CHUNK - 1, 3 * HASH_CHUNK + 1),
+                                       (0, 3 * HASH_CHUNK + 11)])
+def test_hash_file_range_is_the_hash_of_exactly_that_range(tmp_path: Path, start: int, end: int) -> None:
+    data = random.Random(7).randbytes(3 * HASH_CHUNK + 11)
+    (tmp_path / "f").write_bytes(data)
+    h = hashlib.sha256()
+    with (tmp_path / "f").open("rb") as f:
+        hash_file_range(f.fileno(), start, end, h)
+    assert h.hexdigest() == hashlib.sha256(data[start:end]).hexdigest()
+
+
+def test_hash_file_range_past_the_end_raises(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"x" * 100)
+    with (tmp_path / "f").open("rb") as f, pytest.raises(OSError, match="ends at 100"):
+        hash_file_range(f.fileno(), 0, 101, hashlib.sha256())
 
 
 def test_trailing_hasher_hashes_an_end_asked_for_while_it_was_busy(tmp_path: Path) -> None:
