@@ -17,8 +17,11 @@ import errno
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
+import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -46,6 +49,8 @@ from .errors import (
 from .mediatypes import ANNOTATION_REF_NAME, OCI_INDEX, Descriptor, parse_manifest
 from .reference import Reference
 from .store import Manifest
+
+log = logging.getLogger("mirror")
 
 BUNDLE_JSON = "bundle.json"
 SUMS = "SHA256SUMS"
@@ -382,6 +387,39 @@ class _Stream:
         return paths
 
 
+# The part hasher's child process (see _TrailingHasher). Standard library only, started with `python -I`:
+# argv = directory, stream name, split size (0: one part); parts are named as _Stream.part_name() names
+# them. Each line on stdin is an end to hash to; "END <end>" hashes to it, prints every part's sha256
+# (JSON) and exits. End of input without "END" (the export failed, or its process was killed) exits.
+_HASHER_CHILD = """
+import hashlib, json, os, sys
+directory, name, split = sys.argv[1], sys.argv[2], int(sys.argv[3])
+fds, sums, h, pos = {}, [], hashlib.sha256(), 0
+view = memoryview(bytearray(1 << 20))
+for line in sys.stdin:
+    word, _, last = line.strip().rpartition(" ")
+    end = int(last)
+    while pos < end:
+        i, within = divmod(pos, split) if split else (0, pos)
+        if i not in fds:
+            part = f"{name}.tar.zst.{i:03d}" if split else f"{name}.tar.zst"
+            fds[i] = os.open(os.path.join(directory, part), os.O_RDONLY)
+        n = os.preadv(fds[i], [view[:min(end - pos, split - within if split else end - pos)]], within)
+        if n <= 0:
+            sys.exit(f"the stream ends early at {pos}")
+        h.update(view[:n])
+        pos += n
+        if split and pos % split == 0:
+            sums.append(h.hexdigest())
+            h = hashlib.sha256()
+    if word == "END":
+        if not split or pos % split or not pos:
+            sums.append(h.hexdigest())
+        print(json.dumps(sums), flush=True)
+        break
+"""
+
+
 class _TrailingHasher:
     """Hashes the parts while the export still runs, following the stream's written front.
 
@@ -389,97 +427,110 @@ class _TrailingHasher:
     frame at its end (BundleWriter._advance), so by finalize every part's sha256 is all but done and the
     parts need not be read back.
 
-    The hashing runs on a thread of its own, started when there is something to hash and ending when it
-    has caught up. It used to be done by whichever worker found the hasher free, which was nearly always
-    the worker writing the front frame (it reports every flush): that worker then hashed most of the
-    stream while its own download waited, and ended last, alone on one core (measured: a big first layer
-    finished 0.4 s after every other blob of a 2 s export).
+    The hashing runs in a child process, told each new end over a pipe. On a thread of this process (the
+    way before) it had the GIL to share with the downloads and, with both cores busy with them and a
+    registry on loopback, a third of a core: the checksum ended 280-420 MB behind the last byte and hashed
+    those alone on one core for 0.2 s while the other idled. With a child, finish() waits 0.01-0.16 s,
+    and 1.1 GB from distribution v3 exports in 1.75 s instead of 1.92 (medians of 7, alternating). When
+    no child can be started, or before one is worth it (under HASHER_CHILD_MIN bytes, as in an export with
+    nothing new), finish() hashes here.
     """
 
     def __init__(self, stream: _Stream) -> None:
         self.stream = stream
-        self.pos = 0
+        self.pos = 0                            # bytes handed over to be hashed, in order
         self.target = 0
-        self.part = 0
-        self.h = hashlib.sha256()
-        self.sums: list[str] = []
-        self.lock = threading.Lock()            # held while hashing: pos, part, h and sums
-        self.state = threading.Lock()           # target, the thread and its error
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._child: subprocess.Popen[str] | None = None
+        self._no_child = False                  # a start failed, or the hasher stopped: hash here
         self._stopped = False
 
     def want(self, end: int) -> None:
         """Raise the end to hash to (it only ever grows)."""
-        with self.state:
+        with self._lock:
             self.target = max(self.target, end)
 
     def advance(self, end: int) -> None:
         """Hash up to `end` (bytes that will not change) in the background; returns at once."""
-        with self.state:
+        with self._lock:
             self.target = max(self.target, end)
-            if self._thread is None and self._error is None and not self._stopped and self.pos < self.target:
-                self._thread = threading.Thread(target=self._run, name="part-hasher", daemon=True)
-                self._thread.start()
+            if self._stopped or self.target < defaults.HASHER_CHILD_MIN or self.target <= self.pos:
+                return
+            child = self._start()
+            if child is None:
+                return
+            try:
+                assert child.stdin is not None
+                child.stdin.write(f"{self.target}\n")
+                child.stdin.flush()
+            except OSError:                     # it died: finish() reports how
+                return
+            self.pos = self.target
 
-    def _run(self) -> None:
-        try:
-            while True:
-                # An end asked for while this thread was hashing is seen here: it only stops caught up.
-                with self.state:
-                    if self.pos >= self.target or self._stopped:
-                        self._thread = None
-                        return
-                    end = self.target
-                with self.lock:
-                    self._hash_to(end)
-        except BaseException as e:      # kept for finish(), which raises it
-            with self.state:
-                self._error = e
-                self._thread = None
+    def _start(self) -> subprocess.Popen[str] | None:
+        if self._child is None and not self._no_child:
+            try:
+                self._child = subprocess.Popen(
+                    [sys.executable, "-I", "-c", _HASHER_CHILD, str(self.stream.dir), self.stream.name,
+                     str(self.stream.split or 0)],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            except OSError as e:
+                log.debug("part hasher: no child process (%s); hashing in this one", e)
+                self._no_child = True
+        return self._child
 
-    def _hash_to(self, end: int) -> None:
-        split = self.stream.split
-        while self.pos < end and not self._stopped:
-            n = self.stream.hash_into(self.h, self.pos, min(end - self.pos, 4 * defaults.CHUNK_SIZE))
-            if n <= 0:
-                raise BundleError(f"stream ends early at {self.pos}")
-            self.pos += n
-            if split and self.pos == (self.part + 1) * split:
-                self.sums.append(self.h.hexdigest())
-                self.h = hashlib.sha256()
-                self.part += 1
+    def _end_child(self) -> None:
+        child, self._child = self._child, None
+        if child is not None:
+            child.kill()
+            child.communicate()
 
     def restart(self) -> None:
         """Forget everything hashed (bytes it read may since have changed); hash again from the start."""
-        with self.lock, self.state:
-            self.pos = self.target = self.part = 0
-            self.h = hashlib.sha256()
-            self.sums = []
-
-    def _join(self, *, end: int = 0, stop: bool = False) -> None:
-        """Raise the end (or stop), then wait for the thread hashing, if one is."""
-        with self.state:
-            self.target = max(self.target, end)
-            self._stopped = self._stopped or stop
-            running = self._thread
-        if running is not None:
-            running.join()
+        with self._lock:
+            self._end_child()
+            self.pos = self.target = 0
+            self._no_child = True               # rare (a frame failed): finish() hashes it all here
 
     def stop(self) -> None:
-        """Stop hashing and wait for the thread (a failed export: its files are about to be closed)."""
-        self._join(stop=True)
+        """Stop hashing and end the child (a failed export: its files are about to be closed)."""
+        with self._lock:
+            self._stopped = True
+            self._end_child()
 
     def finish(self, end: int) -> list[str]:
         """Hash up to `end` (the stream's end: nothing writes any more) and return every part's sha256."""
-        self._join(end=end)
-        if self._error is not None:
-            raise self._error
-        with self.lock:
-            self._hash_to(self.target)
-            if not self.stream.split or self.pos > self.part * self.stream.split:
-                self.sums.append(self.h.hexdigest())
-            return self.sums
+        with self._lock:
+            self.target = max(self.target, end)
+            child, self._child = self._child, None
+            if child is None:
+                return self._hash_here(self.target)
+            try:
+                out, err = child.communicate(f"END {self.target}\n")
+            except OSError as e:
+                raise BundleError(f"the part checksum's process failed: {e}", where=str(self.stream.dir)) from e
+            if child.returncode != 0:
+                raise BundleError("the part checksum failed: " + (err.strip().splitlines() or ["no output"])[-1],
+                                  where=str(self.stream.dir), hint="rerun the export: it resumes")
+            self.pos = self.target
+            sums: list[str] = json.loads(out)
+            return sums
+
+    def _hash_here(self, end: int) -> list[str]:
+        split = self.stream.split
+        h, sums, pos = hashlib.sha256(), [], 0
+        while pos < end:
+            n = self.stream.hash_into(h, pos, min(end - pos, 4 * defaults.CHUNK_SIZE))
+            if n <= 0:
+                raise BundleError(f"the stream ends early at {pos}", where=str(self.stream.dir))
+            pos += n
+            if split and pos % split == 0:
+                sums.append(h.hexdigest())
+                h = hashlib.sha256()
+        if not split or pos % split or not pos:
+            sums.append(h.hexdigest())
+        self.pos = pos
+        return sums
 
 
 class BundleWriter:

@@ -21,6 +21,7 @@ def latency_jobs(jobs: int) -> int:
     """How many requests that only wait on round trips run at once, for -j `jobs`."""
     return max(1, jobs) * LATENCY_JOBS_PER_JOB
 
+HASHER_CHILD_MIN = 64 << 20          # an export's part checksum goes to a child process from here on
 CHUNK_SIZE = 1 << 20                  # streaming read/write unit (1 MiB)
 HTTP_READ_SIZE = 1 << 20              # socket read size for HTTP/1.1 bodies (httpcore's default: 64 KiB)
 # Bodies this big are read past h11 (mirror.http._direct_body); their connection is then closed, and over

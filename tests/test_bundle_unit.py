@@ -7,9 +7,8 @@ import io
 import itertools
 import json
 import random
+import subprocess
 import tarfile
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 import zstandard
 
+from mirror import defaults
 from mirror.bundle import (
     BUNDLE_JSON,
     RAW_BLOCK,
@@ -129,74 +129,93 @@ def test_hash_file_range_past_the_end_raises(tmp_path: Path) -> None:
         hash_file_range(f.fileno(), 0, 101, hashlib.sha256())
 
 
-def test_trailing_hasher_hashes_an_end_asked_for_while_it_was_busy(tmp_path: Path) -> None:
-    """The hasher works on a thread of its own (the caller returns at once), and an end asked for while
-    that thread is busy is hashed by it before it stops, not left for finalize to hash on one core."""
-    stream = _Stream(tmp_path, "b", None)
-    data = random.Random(7).randbytes(3 * 1024 * 1024)
+@pytest.fixture
+def child_hasher(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The part hasher hands any amount to its child process (not only from HASHER_CHILD_MIN on)."""
+    monkeypatch.setattr(defaults, "HASHER_CHILD_MIN", 0)
+
+
+def _no_hashing_here(stream: _Stream) -> None:
+    def refuse(h: Any, offset: int, n: int) -> int:
+        raise AssertionError("hashed in the parent")
+    stream.hash_into = refuse                             # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("split,size", [(None, 3 << 20), (1 << 20, (3 << 20) + 5), (1 << 20, 2 << 20)])
+def test_trailing_hasher_hashes_in_a_child_process(tmp_path: Path, child_hasher: None, split: int | None,
+                                                   size: int) -> None:
+    """advance() returns at once; the child hashes every part (one, or parts split mid-stream and exactly at
+    the end) and finish() returns what sha256 of each part file gives."""
+    stream = _Stream(tmp_path, "b", split)
+    data = random.Random(7).randbytes(size)
     stream.pwrite(0, [data])
     hasher = _TrailingHasher(stream)
-    entered, release = threading.Event(), threading.Event()
-    real = stream.hash_into
-    callers: set[int] = set()
-
-    def slow_first(h: Any, offset: int, n: int) -> int:
-        callers.add(threading.get_ident())
-        if offset == 0:
-            entered.set()
-            release.wait(10)
-        return real(h, offset, n)
-
-    stream.hash_into = slow_first                         # type: ignore[method-assign]
-    hasher.advance(1024 * 1024)                           # returns at once: the thread hashes
-    assert entered.wait(10)
-    hasher.advance(len(data))                             # asked while the thread is inside the first MiB
-    assert hasher.pos == 0
-    release.set()
-    deadline = time.monotonic() + 10
-    while hasher.pos < len(data) and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert hasher.pos == len(data)                        # by the thread: finish() has not been called
-    assert threading.get_ident() not in callers
-    assert hasher.finish(len(data)) == [hashlib.sha256(data).hexdigest()]
+    _no_hashing_here(stream)
+    hasher.advance(1 << 20)
+    assert hasher._child is not None and hasher._child.poll() is None
+    hasher.advance(size)
+    step = split or size
+    assert hasher.finish(size) == [hashlib.sha256(data[i:i + step]).hexdigest() for i in range(0, size, step)]
+    assert hasher._child is None
 
 
-def test_trailing_hasher_stop_waits_for_the_thread(tmp_path: Path) -> None:
-    """A failed export closes its part files: the hasher's thread has stopped reading them by then."""
+def test_trailing_hasher_without_a_child_hashes_here(tmp_path: Path, child_hasher: None,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_processes(*a: Any, **k: Any) -> Any:
+        raise OSError(11, "Resource temporarily unavailable")
+    monkeypatch.setattr(subprocess, "Popen", no_processes)
+    stream = _Stream(tmp_path, "b", 1 << 20)
+    data = random.Random(9).randbytes((2 << 20) + 7)
+    stream.pwrite(0, [data])
+    hasher = _TrailingHasher(stream)
+    hasher.advance(len(data))
+    assert hasher.finish(len(data)) == [hashlib.sha256(data[i:i + (1 << 20)]).hexdigest()
+                                        for i in range(0, len(data), 1 << 20)]
+
+
+def test_trailing_hasher_small_export_starts_no_child(tmp_path: Path) -> None:
+    """Below HASHER_CHILD_MIN (an export with nothing new: manifests only) no process is started."""
+    stream = _Stream(tmp_path, "b", None)
+    stream.pwrite(0, [b"m" * 100_000])
+    hasher = _TrailingHasher(stream)
+    hasher.advance(100_000)
+    assert hasher._child is None
+    assert hasher.finish(100_000) == [hashlib.sha256(b"m" * 100_000).hexdigest()]
+
+
+def test_trailing_hasher_stop_ends_the_child(tmp_path: Path, child_hasher: None) -> None:
+    """A failed export closes its part files: the child is gone by then, and none is started again."""
     stream = _Stream(tmp_path, "b", None)
     stream.pwrite(0, [random.Random(8).randbytes(12 << 20)])
     hasher = _TrailingHasher(stream)
-    entered, release = threading.Event(), threading.Event()
-    real = stream.hash_into
-
-    def slow(h: Any, offset: int, n: int) -> int:
-        entered.set()
-        release.wait(10)
-        return real(h, offset, n)
-
-    stream.hash_into = slow                               # type: ignore[method-assign]
     hasher.advance(12 << 20)
-    assert entered.wait(10)
-    stopper = threading.Thread(target=hasher.stop)
-    stopper.start()
-    stopper.join(0.2)
-    assert stopper.is_alive()                             # waits for the read in progress
-    release.set()
-    stopper.join(10)
-    assert not stopper.is_alive()
-    assert not any(t.name == "part-hasher" for t in threading.enumerate())
-    assert hasher.pos < 12 << 20                   # stopped after that read (4 MiB), not at the end
-    hasher.advance(12 << 20)                       # and starts no thread again
-    assert hasher._thread is None
+    child = hasher._child
+    assert child is not None
+    hasher.stop()
+    assert child.returncode is not None
+    hasher.advance(12 << 20)
+    assert hasher._child is None
 
 
-def test_trailing_hasher_error_is_raised_by_finish(tmp_path: Path) -> None:
-    """A read that fails on the hasher's thread is not lost: finish() raises it."""
+def test_trailing_hasher_child_exits_when_its_parent_is_gone(tmp_path: Path, child_hasher: None) -> None:
+    """A parent killed (SIGKILL) closes the child's input: the child exits on its own."""
+    stream = _Stream(tmp_path, "b", None)
+    stream.pwrite(0, [b"x" * 1000])
+    hasher = _TrailingHasher(stream)
+    hasher.advance(1000)
+    child = hasher._child
+    assert child is not None and child.stdin is not None
+    child.stdin.close()
+    assert child.wait(20) == 0
+
+
+def test_trailing_hasher_error_is_raised_by_finish(tmp_path: Path, child_hasher: None) -> None:
+    """A read that fails in the child is not lost: finish() raises it."""
     stream = _Stream(tmp_path, "b", None)
     stream.pwrite(0, [b"x" * 1000])
     hasher = _TrailingHasher(stream)
     hasher.advance(5000)                                  # beyond the stream's end
-    with pytest.raises(BundleError, match="ends early"):
+    with pytest.raises(BundleError, match="ends early at 1000"):
         hasher.finish(5000)
 
 
@@ -567,7 +586,7 @@ def _sums_match_parts(d: Path, info: BundleInfo) -> None:
     assert verify(d).ok
 
 
-def test_part_hash_follows_the_frame_being_written(tmp_path: Path) -> None:
+def test_part_hash_follows_the_frame_being_written(tmp_path: Path, child_hasher: None) -> None:
     """The hasher reads the front frame's bytes as they are written, not only once the frame is done: the
     first frame of an export is often a big layer, and waiting for it left all the hashing for the end."""
     d = tmp_path / "B"
@@ -580,7 +599,7 @@ def test_part_hash_follows_the_frame_being_written(tmp_path: Path) -> None:
     _sums_match_parts(d, w.finalize([]))
 
 
-def test_a_frame_that_fails_after_it_was_hashed_is_hashed_again(tmp_path: Path) -> None:
+def test_a_frame_that_fails_after_it_was_hashed_is_hashed_again(tmp_path: Path, child_hasher: None) -> None:
     """Bytes the hasher read from a frame that then failed (here: corrupt, so the retry writes others) must
     not stay in the part checksum."""
     d = tmp_path / "B"
