@@ -35,7 +35,7 @@ from typing import IO, Any
 
 import zstandard
 
-from . import __version__, defaults, shape
+from . import __version__, defaults, parthash, shape
 from .digest import Verifier, hash_file_range
 from .errors import (
     BundleError,
@@ -323,7 +323,7 @@ class _Stream:
         self._lock = threading.Lock()
 
     def part_name(self, i: int) -> str:
-        return f"{self.name}.tar.zst.{i:03d}" if self.split else f"{self.name}.tar.zst"
+        return parthash.part_name(self.name, self.split, i)
 
     def _fd(self, i: int) -> int:
         with self._lock:
@@ -387,39 +387,6 @@ class _Stream:
         return paths
 
 
-# The part hasher's child process (see _TrailingHasher). Standard library only, started with `python -I`:
-# argv = directory, stream name, split size (0: one part); parts are named as _Stream.part_name() names
-# them. Each line on stdin is an end to hash to; "END <end>" hashes to it, prints every part's sha256
-# (JSON) and exits. End of input without "END" (the export failed, or its process was killed) exits.
-_HASHER_CHILD = """
-import hashlib, json, os, sys
-directory, name, split = sys.argv[1], sys.argv[2], int(sys.argv[3])
-fds, sums, h, pos = {}, [], hashlib.sha256(), 0
-view = memoryview(bytearray(1 << 20))
-for line in sys.stdin:
-    word, _, last = line.strip().rpartition(" ")
-    end = int(last)
-    while pos < end:
-        i, within = divmod(pos, split) if split else (0, pos)
-        if i not in fds:
-            part = f"{name}.tar.zst.{i:03d}" if split else f"{name}.tar.zst"
-            fds[i] = os.open(os.path.join(directory, part), os.O_RDONLY)
-        n = os.preadv(fds[i], [view[:min(end - pos, split - within if split else end - pos)]], within)
-        if n <= 0:
-            sys.exit(f"the stream ends early at {pos}")
-        h.update(view[:n])
-        pos += n
-        if split and pos % split == 0:
-            sums.append(h.hexdigest())
-            h = hashlib.sha256()
-    if word == "END":
-        if not split or pos % split or not pos:
-            sums.append(h.hexdigest())
-        print(json.dumps(sums), flush=True)
-        break
-"""
-
-
 class _TrailingHasher:
     """Hashes the parts while the export still runs, following the stream's written front.
 
@@ -442,7 +409,7 @@ class _TrailingHasher:
         self.target = 0
         self._lock = threading.Lock()
         self._child: subprocess.Popen[str] | None = None
-        self._no_child = False                  # a start failed, or the hasher stopped: hash here
+        self._no_child = False                  # a start failed, or hashing restarted: hash here
         self._stopped = False
 
     def want(self, end: int) -> None:
@@ -471,7 +438,7 @@ class _TrailingHasher:
         if self._child is None and not self._no_child:
             try:
                 self._child = subprocess.Popen(
-                    [sys.executable, "-I", "-c", _HASHER_CHILD, str(self.stream.dir), self.stream.name,
+                    [sys.executable, "-I", parthash.__file__, str(self.stream.dir), self.stream.name,
                      str(self.stream.split or 0)],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             except OSError as e:
@@ -503,34 +470,26 @@ class _TrailingHasher:
         with self._lock:
             self.target = max(self.target, end)
             child, self._child = self._child, None
-            if child is None:
-                return self._hash_here(self.target)
-            try:
-                out, err = child.communicate(f"END {self.target}\n")
-            except OSError as e:
-                raise BundleError(f"the part checksum's process failed: {e}", where=str(self.stream.dir)) from e
-            if child.returncode != 0:
-                raise BundleError("the part checksum failed: " + (err.strip().splitlines() or ["no output"])[-1],
-                                  where=str(self.stream.dir), hint="rerun the export: it resumes")
-            self.pos = self.target
-            sums: list[str] = json.loads(out)
-            return sums
+            if child is not None:
+                try:
+                    out, err = child.communicate(f"END {self.target}\n")
+                except OSError as e:
+                    out, err = "", str(e)
+                if child.returncode == 0:
+                    self.pos = self.target
+                    sums: list[str] = json.loads(out)
+                    return sums
+                # hashed again here: a read error is then raised here, anything else of the child's is moot
+                log.debug("part hasher's process failed (%s); hashing here", (err.strip().splitlines() or [""])[-1])
+            return self._hash_here(self.target)
 
     def _hash_here(self, end: int) -> list[str]:
-        split = self.stream.split
-        h, sums, pos = hashlib.sha256(), [], 0
-        while pos < end:
-            n = self.stream.hash_into(h, pos, min(end - pos, 4 * defaults.CHUNK_SIZE))
-            if n <= 0:
-                raise BundleError(f"the stream ends early at {pos}", where=str(self.stream.dir))
-            pos += n
-            if split and pos % split == 0:
-                sums.append(h.hexdigest())
-                h = hashlib.sha256()
-        if not split or pos % split or not pos:
-            sums.append(h.hexdigest())
-        self.pos = pos
-        return sums
+        sums = parthash.PartSums(self.stream.split)
+        while sums.pos < end:
+            if self.stream.hash_into(sums, sums.pos, min(end - sums.pos, 4 * defaults.CHUNK_SIZE)) <= 0:
+                raise BundleError(f"the stream ends early at {sums.pos}", where=str(self.stream.dir))
+        self.pos = sums.pos
+        return sums.sums()
 
 
 class BundleWriter:

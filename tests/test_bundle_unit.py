@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import zstandard
 
-from mirror import defaults
+from mirror import defaults, parthash
 from mirror.bundle import (
     BUNDLE_JSON,
     RAW_BLOCK,
@@ -171,6 +171,19 @@ def test_trailing_hasher_without_a_child_hashes_here(tmp_path: Path, child_hashe
     hasher.advance(len(data))
     assert hasher.finish(len(data)) == [hashlib.sha256(data[i:i + (1 << 20)]).hexdigest()
                                         for i in range(0, len(data), 1 << 20)]
+
+
+def test_trailing_hasher_child_that_fails_is_made_up_for_here(tmp_path: Path, child_hasher: None,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child that cannot run (here: no file to run) costs the time of hashing here, not the export."""
+    monkeypatch.setattr(parthash, "__file__", str(tmp_path / "gone.py"))
+    stream = _Stream(tmp_path, "b", None)
+    data = random.Random(3).randbytes(3 << 20)
+    stream.pwrite(0, [data])
+    hasher = _TrailingHasher(stream)
+    hasher.advance(len(data))
+    assert hasher._child is not None
+    assert hasher.finish(len(data)) == [hashlib.sha256(data).hexdigest()]
 
 
 def test_trailing_hasher_small_export_starts_no_child(tmp_path: Path) -> None:
