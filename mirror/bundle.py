@@ -36,7 +36,7 @@ from typing import IO, Any
 import zstandard
 
 from . import __version__, defaults, parthash, shape
-from .digest import Verifier, hash_file_range
+from .digest import Verifier
 from .errors import (
     BundleError,
     BundleVersionError,
@@ -47,6 +47,7 @@ from .errors import (
     UsageError,
 )
 from .mediatypes import ANNOTATION_REF_NAME, OCI_INDEX, Descriptor, parse_manifest
+from .parthash import hash_file_range
 from .reference import Reference
 from .store import Manifest
 

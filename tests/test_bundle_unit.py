@@ -35,9 +35,10 @@ from mirror.bundle import (
     skippable_header,
     verify,
 )
-from mirror.digest import HASH_CHUNK, hash_file_range, sha256_digest
+from mirror.digest import sha256_digest
 from mirror.errors import BundleError, BundleVersionError, DigestMismatchError, NotFoundError, PartError
 from mirror.mediatypes import OCI_MANIFEST, Descriptor
+from mirror.parthash import HASH_CHUNK, hash_file_range
 from mirror.reference import parse
 from mirror.store import Manifest
 
