@@ -994,20 +994,32 @@ def _raw_chunks(rng: _RangeReader, size: int, where: str, digest: str) -> Iterat
             yield b"".join(out)
 
 
+def _read_upto(reader: Any, n: int) -> bytes:
+    """n bytes, or fewer only where the frame ends."""
+    out = b""
+    while len(out) < n and (buf := reader.read(n - len(out))):
+        out += buf
+    return out
+
+
 def _data_chunks(reader: Any, size: int, where: str, digest: str) -> Iterator[bytes]:
-    header = reader.read(TAR_BLOCK)
-    if len(header) != TAR_BLOCK:
-        raise _frame_error(digest, "is truncated", where)
-    left = size
-    while left:
-        try:
+    """The blob inside a compressed frame. As for raw frames, the tar header and the padding around it are
+    compared with what they must be and the frame must end there; the blob itself is the digest check's."""
+    try:
+        if _read_upto(reader, TAR_BLOCK) != tar_header(blob_member(digest), size):
+            raise _frame_error(digest, "is corrupted: its tar header differs", where)
+        left = size
+        while left:
             buf = reader.read(min(defaults.CHUNK_SIZE, left))
-        except zstandard.ZstdError as e:
-            raise _frame_error(digest, f"is corrupted: {e}", where) from e
-        if not buf:
-            raise _frame_error(digest, "ends early", where)
-        left -= len(buf)
-        yield buf
+            if not buf:
+                raise _frame_error(digest, "ends early", where)
+            left -= len(buf)
+            yield buf
+        tail = _read_upto(reader, padding(size) + 1)
+    except zstandard.ZstdError as e:
+        raise _frame_error(digest, f"is corrupted: {e}", where) from e
+    if len(tail) != padding(size) or any(tail):
+        raise _frame_error(digest, "is corrupted: bad tar padding or a longer frame", where)
 
 
 # -- verify ------------------------------------------------------------------------------------------
@@ -1070,66 +1082,11 @@ def check_parts(directory: Path, info: BundleInfo, jobs: int = defaults.JOBS, *,
     return bad
 
 
-# -- a bundle `verify` checked is not hashed again by import -----------------------------------------
-
-def _stamp_path(directory: Path, info: BundleInfo) -> Path:
-    key = hashlib.sha256(f"{directory.resolve()}\0{info.id}".encode()).hexdigest()[:24]
-    return defaults.cache_dir() / "verified" / f"{key}.json"
-
-
-def _part_stats(directory: Path, info: BundleInfo) -> list[list[int]] | None:
-    out = []
-    for p in info.parts:
-        try:
-            st = (directory / p.name).stat()
-        except OSError:
-            return None
-        out.append([st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev])
-    return out
-
-
-def _stamp_parts(info: BundleInfo, stats: list[list[int]]) -> list[dict[str, Any]]:
-    return [{"name": p.name, "sha256": p.sha256, "stat": st} for p, st in zip(info.parts, stats, strict=True)]
-
-
-def _remember_verified(directory: Path, info: BundleInfo, before: list[list[int]] | None) -> None:
-    """Record (in the user cache, not the bundle: a stick may be read-only) that every part of this bundle
-    matched its checksum, with each part's size, mtime, inode and device, if none changed while hashing."""
-    after = _part_stats(directory, info)
-    if after is None or after != before:
-        return
-    doc = {"bundle_id": info.id, "directory": str(directory.resolve()),
-           "verified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "parts": _stamp_parts(info, after)}
-    path = _stamp_path(directory, info)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(doc, indent=1))
-        tmp.replace(path)
-    except OSError:
-        pass                    # no writable cache: import simply checksums the parts again
-
-
-def verified_unchanged(directory: Path, info: BundleInfo) -> str | None:
-    """When `verify` found every part of this very bundle intact and no part changed since (same size,
-    mtime, inode and device, the quick check rsync and make rely on): the time it did. Else None."""
-    try:
-        doc = json.loads(_stamp_path(directory, info).read_text())
-    except (OSError, ValueError):
-        return None
-    now = _part_stats(directory, info)
-    if doc.get("bundle_id") != info.id or now is None or doc.get("parts") != _stamp_parts(info, now):
-        return None
-    return str(doc.get("verified"))
-
-
 def verify(directory: str | os.PathLike[str], *, jobs: int = defaults.JOBS,
-           on_blob: Callable[[int], None] | None = None, remember: bool = True) -> VerifyReport:
-    """Check every part's checksum and every blob's digest. With `remember`, an intact bundle is recorded
-    in the user cache so that importing it unchanged does not hash every part again."""
+           on_blob: Callable[[int], None] | None = None) -> VerifyReport:
+    """Check every part's checksum and every blob's digest."""
     d = Path(directory)
     info = BundleInfo.load(d)
-    stats_before = _part_stats(d, info) if remember else None
     report = VerifyReport()
     report.bad_parts = check_parts(d, info, jobs)
     bad_ranges = [(s, e) for p, s, e in info.part_bounds() if p.name in report.bad_parts]
@@ -1159,6 +1116,4 @@ def verify(directory: str | os.PathLike[str], *, jobs: int = defaults.JOBS,
     for _, s, e in ((p, s, e) for p, s, e in info.part_bounds() if p.name in report.bad_parts):
         bad_digests.update(info.blobs_in_range(s, e))
     report.affected = info.artifacts_using(bad_digests)
-    if remember and report.ok:
-        _remember_verified(d, info, stats_before)
     return report

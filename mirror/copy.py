@@ -18,7 +18,15 @@ from typing import Any
 
 from . import defaults
 from .digest import Verifier, sha256_digest
-from .errors import DigestMismatchError, MirrorError, NotFoundError, UnreachableError
+from .errors import (
+    BundleError,
+    DependencyError,
+    DigestMismatchError,
+    MirrorError,
+    NotFoundError,
+    SourceDamageError,
+    UnreachableError,
+)
 from .mediatypes import (
     Descriptor,
     artifact_type,
@@ -293,6 +301,7 @@ def _transfer(source: Store, target: Store, task: _BlobTask, repo: str, progress
 def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = defaults.JOBS,
          progress: Progress = nothing, skip_present: bool = True,
          gate: Callable[[], None] | None = None,
+         damage_fails_all: bool = False,
          known_platforms: Mapping[str, list[str]] | None = None,
          discover: Callable[[Resolved], list[CopyItem]] | None = None,
          dry_run: bool = False) -> CopyResult:
@@ -304,6 +313,13 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
     hash). Blobs are content-addressed and verified by the target, so a blob pushed while the gate runs
     is harmless; no manifest and no tag is pushed until the gate has passed. If it raises, the blob
     transfers not yet started are dropped and copy raises the gate's error: nothing is tagged.
+
+    With `damage_fails_all`, a blob whose bytes in a local source are damaged (its digest does not match,
+    as the target or this process found, or the bundle's frame around it is broken) fails the whole copy,
+    not only the artifacts that use it: no manifest goes up before every blob transfer has ended, the
+    transfers not yet started are dropped, and copy raises SourceDamageError naming each damaged blob.
+    Import relies on it: every byte it reads is checked on the way, so a damaged bundle tags nothing
+    without hashing every part first.
 
     `known_platforms` is passed to `resolve`.
 
@@ -389,12 +405,16 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
         progress(Event("plan", n=len(tasks), total=sum(t.desc.size for t in tasks.values())))
 
         single = bool(getattr(target, "single_namespace", False))
+        # damage only a local source's bytes can have: a registry source is asked again (see _transfer)
+        local = bool(getattr(source, "single_namespace", False))
+        damaged: dict[str, str] = {}
+        unfinished = [len(tasks)]       # blob transfers not yet ended (damage_fails_all holds tags until 0)
         claim = getattr(target, "claim_blob", target.has_blob)     # has it? (a registry: and if not, open)
         cached = {d: b for r in result.ok for d, b in r.fetched.items()}
 
         def run_blob(task: _BlobTask) -> tuple[str, str, int, int, MirrorError | None]:
-            if gate_run is not None and gate_run.done() and gate_run.exception() is not None:
-                return "failed", task.desc.digest, 0, 0, None        # the gate failed: stop transferring
+            if (gate_run is not None and gate_run.done() and gate_run.exception() is not None) or damaged:
+                return "failed", task.desc.digest, 0, 0, None        # nothing will be tagged: stop transferring
             try:
                 repos = task.dst_repos[:1] if single else task.dst_repos
                 # One HEAD per blob, not one per repository: once the blob is in the first repository the
@@ -464,6 +484,8 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
         pushes: list[Future[None]] = []
 
         def gate_passed() -> bool:
+            if damage_fails_all and (damaged or unfinished[0]):
+                return False
             return gate_run is None or (gate_run.done() and gate_run.exception() is None)
 
         def flush() -> None:
@@ -485,6 +507,10 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
         try:
             for done in as_completed(running):
                 kind, digest, nbytes, mounted, err = done.result()
+                unfinished[0] -= 1
+                if (damage_fails_all and local and isinstance(err, (DigestMismatchError, BundleError))
+                        and not isinstance(err, DependencyError)):
+                    damaged[digest] = err.what
                 result.blobs_mounted += mounted
                 if kind == "fetched":
                     result.blobs_fetched += 1
@@ -505,6 +531,10 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
 
         if gate_run is not None:
             gate_run.result()           # raises the gate's error: nothing gets tagged
+        if damaged:
+            raise SourceDamageError(f"{len(damaged)} blob(s) damaged in the source: "
+                                    f"{', '.join(sorted(damaged))}", damaged=damaged, where=source.label,
+                                    hint="nothing was tagged; copy the source again")
         flush()
         for push in pushes:
             push.result()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 # Parallel blob transfers. Every byte is hashed in this process (and once more for the part checksums on
 # export), so beyond two streams per core threads only queue for the GIL and the cores: measured on 2
@@ -47,9 +46,3 @@ USER_AGENT = "airgap-mirror/0.1"
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_ENDPOINT = "https://registry-1.docker.io"
-
-
-def cache_dir() -> Path:
-    """Per-user cache: $XDG_CACHE_HOME/airgap-mirror, else ~/.cache/airgap-mirror (read at each call)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "airgap-mirror"

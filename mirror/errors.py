@@ -105,6 +105,15 @@ class BundleError(MirrorError):
     pass
 
 
+class SourceDamageError(MirrorError):
+    """Blobs whose bytes in a local source (a bundle, a layout) are damaged: their digest did not match
+    (found by the target or here) or their frame is broken. `damaged` maps each digest to what was wrong."""
+
+    def __init__(self, what: str, *, damaged: dict[str, str], where: str = "", hint: str = "") -> None:
+        self.damaged = damaged
+        super().__init__(what, where=where, hint=hint)
+
+
 class PartError(BundleError):
     """A part is missing, truncated or corrupted."""
 

@@ -19,20 +19,6 @@ if _bin.is_dir() and str(_bin) not in os.environ.get("PATH", "").split(os.pathse
     os.environ["PATH"] = f"{_bin}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The tool's per-user cache (which bundles `verify` found intact) lives in a temp dir per session,
-    never in the real ~/.cache; the CLI in-process and in subprocesses both read XDG_CACHE_HOME."""
-    d = tmp_path_factory.mktemp("xdg-cache")
-    old = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(d)
-    yield d
-    if old is None:
-        os.environ.pop("XDG_CACHE_HOME", None)
-    else:
-        os.environ["XDG_CACHE_HOME"] = old
-
-
 @pytest.fixture(scope="session")
 def registry_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryFactory]:
     """registry_factory(kind="distribution"|"distribution3"|"zot", tls=False, auth=False, docker2s2=True) -> Registry.

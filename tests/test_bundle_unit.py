@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import zstandard
 
+from mirror import bundle as bundle_mod
 from mirror import defaults, parthash
 from mirror.bundle import (
     BUNDLE_JSON,
@@ -569,6 +570,27 @@ def test_raw_frame_damage_is_caught(tmp_path: Path, where: str) -> None:
     else:
         with pytest.raises(PartError, match="corrupted"):
             r.read_blob(desc.digest)
+
+
+@pytest.mark.parametrize("damage", [None, "tar header", "padding", "longer frame", "cut frame"])
+def test_compressed_frame_bytes_around_the_blob_are_compared(damage: str | None) -> None:
+    """Import hashes no part, so a compressed frame's tar header and padding, which no digest covers, are
+    compared with what they must be, as in raw frames; a frame that goes on past the member or stops short
+    is refused too."""
+    data = b"layer " * 300
+    digest = sha256_digest(data)
+    pad = bundle_mod.padding(len(data))
+    member = bundle_mod.tar_header(bundle_mod.blob_member(digest), len(data)) + data + b"\0" * pad
+    member = {None: member, "tar header": b"y" + member[1:], "padding": member[:-1] + b"\1",
+              "longer frame": member + b"\0" * 512, "cut frame": member[:-3]}[damage]
+    frame = zstandard.ZstdCompressor().compress(member)
+    reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(frame))
+    chunks = bundle_mod._data_chunks(reader, len(data), "here", digest)
+    if damage is None:
+        assert b"".join(chunks) == data
+    else:
+        with pytest.raises(PartError, match=r"corrupted|ends early"):
+            list(chunks)
 
 
 def test_odd_split_size_like_fat32s_reads_back_and_verifies(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """copy() on in-memory stores: the gate runs beside the blob transfers and holds every manifest back until it
-passes; a failing gate tags nothing and stops further transfers; a repeated copy writes nothing."""
+passes; a failing gate tags nothing and stops further transfers; with damage_fails_all one damaged blob of a
+local source tags nothing; a repeated copy writes nothing."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from mirror import defaults
 from mirror.copy import CopyItem, Resolved, copy, filter_index, resolve
 from mirror.digest import sha256_digest
-from mirror.errors import MirrorError, PartError
+from mirror.errors import DigestMismatchError, MirrorError, PartError, SourceDamageError
 from mirror.mediatypes import OCI_INDEX, OCI_MANIFEST, Descriptor
 from mirror.reference import Reference, parse
 from mirror.store import Manifest, MemoryStore
@@ -92,6 +93,56 @@ def test_failing_gate_tags_nothing_and_stops_transfers() -> None:
         copy(src, dst, items, jobs=2, gate=gate)
     assert [e for e in dst.log if e[0] == "manifest"] == []
     assert len([e for e in dst.log if e[0] == "blob"]) < 2 * len(items), "transfers went on after the gate failed"
+
+
+class RefusingStore(RecordingStore):
+    """A target that refuses one blob as a registry refuses bytes that do not match their digest."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__()
+        self.refused = refused
+
+    def put_blob(self, repo: str, desc: Descriptor, chunks: Iterable[bytes]) -> None:
+        if desc.digest == self.refused:
+            time.sleep(0.05)
+            raise DigestMismatchError(f"the target computed another digest than {desc.digest}")
+        super().put_blob(repo, desc, chunks)
+
+
+def _layer_of(src: MemoryStore, item: CopyItem) -> str:
+    m = src.get_manifest(item.source)
+    return str(json.loads(m.data)["layers"][0]["digest"])
+
+
+def test_damaged_blob_with_damage_fails_all_tags_nothing_and_stops_transfers() -> None:
+    src, items = make_source(12)
+    bad = min(_layer_of(src, i) for i in items)         # transfers start in digest order: damage found early
+    dst = RefusingStore(bad)
+    dst.slow = dict.fromkeys(src.blobs, 0.05)
+    with pytest.raises(SourceDamageError) as caught:
+        copy(src, dst, items, jobs=2, damage_fails_all=True)
+    assert list(caught.value.damaged) == [bad]
+    assert [e for e in dst.log if e[0] == "manifest"] == [], "an artifact was tagged from a damaged source"
+    assert len([e for e in dst.log if e[0] == "blob"]) < 2 * len(items) - 1, "transfers went on after the damage"
+
+
+def test_damaged_blob_without_damage_fails_all_fails_only_its_artifact() -> None:
+    src, items = make_source(4)
+    dst = RefusingStore(_layer_of(src, items[0]))
+    result = copy(src, dst, items, jobs=2)
+    assert [str(r.item.source) for r in result.failed] == [str(items[0].source)]
+    assert len([e for e in dst.log if e[0] == "manifest"]) == 3
+
+
+def test_damage_fails_all_holds_every_manifest_until_the_last_blob() -> None:
+    src, items = make_source(4)
+    dst = RecordingStore()
+    dst.slow = {_layer_of(src, items[3]): 0.3}          # one slow blob: the other artifacts are ready long before
+    result = copy(src, dst, items, jobs=4, damage_fails_all=True)
+    assert not result.failed
+    blobs = [t for kind, _, t in dst.log if kind == "blob"]
+    manifests = [t for kind, _, t in dst.log if kind == "manifest"]
+    assert len(manifests) == len(items) and min(manifests) > max(blobs)
 
 
 def test_repeated_copy_writes_nothing_and_skips_the_gate() -> None:

@@ -171,7 +171,7 @@ def test_intact_bundle_verifies_and_imports_in_place(env: Env, tmp_path: Path, t
     assert peak[0] - receipt_size <= 0.01 * size
 
 
-# -- a bundle `verify` found intact is not hashed again by import ------------------------------------------
+# -- import checks what it reads, not every part (unless --verify) -------------------------------------
 
 def count_part_hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
@@ -185,40 +185,53 @@ def count_part_hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-@pytest.fixture
-def verified(env: Env, tmp_path: Path) -> Path:
-    """A copy of the bundle that `airgap-mirror verify` has just found intact."""
-    d = tmp_path / "bundle"
-    shutil.copytree(env.bundle, d)
-    ok("verify", str(d))
-    return d
-
-
-def test_import_after_verify_does_not_hash_again(env: Env, verified: Path, target_registry: Registry,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    d = verified
+def test_import_hashes_no_part_but_checks_every_blob(env: Env, tmp_path: Path, target_registry: Registry,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     hashed = count_part_hashes(monkeypatch)
-    out = ok("import", str(d), "--to", f"{target_registry.host}/{BASE}", "--plain-http")
-    assert hashed == [], "parts verified and unchanged were hashed again"
-    assert "not hashed again" in out
+    ok("import", str(env.bundle), "--to", f"{target_registry.host}/{BASE}", "--plain-http")
+    assert hashed == [], "import hashed whole parts without --verify"
     for ref in env.refs:
         assert target_tag_digest(target_registry, ref) == env.digests[ref]
 
 
-def test_import_after_verify_still_catches_a_part_changed_since(verified: Path, target_registry: Registry,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    d = verified
-    name = flip(d, BundleInfo.load(d))                 # damaged after verify (new mtime)
+def test_import_verify_flag_hashes_every_part(env: Env, target_registry: Registry,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     hashed = count_part_hashes(monkeypatch)
-    rc, out, err = run("import", str(d), "--to", f"{target_registry.host}/{BASE}", "--plain-http")
-    assert rc != 0 and name in err
-    assert "not hashed again" not in out and hashed
-    assert all(t == [] for t in target_tags(target_registry).values())
+    ok("import", str(env.bundle), "--to", f"{target_registry.host}/{BASE}", "--plain-http", "--verify")
+    assert sorted(hashed) == sorted(p.name for p in BundleInfo.load(env.bundle).parts)
 
 
-def test_import_verify_flag_hashes_anyway(verified: Path, target_registry: Registry,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    d = verified
-    hashed = count_part_hashes(monkeypatch)
-    ok("import", str(d), "--to", f"{target_registry.host}/{BASE}", "--plain-http", "--verify")
-    assert sorted(hashed) == sorted(p.name for p in BundleInfo.load(d).parts)
+def _frame_kind(info: BundleInfo, digest: str) -> str:
+    e = info.blobs[digest]
+    total = bundle_mod.TAR_BLOCK + e.size + bundle_mod.padding(e.size)
+    return "raw" if e.length == bundle_mod.raw_frame_length(total) else "compressed"
+
+
+@pytest.mark.parametrize("where", ["raw-blob", "raw-head", "compressed-blob", "compressed-head"])
+def test_import_refuses_a_damaged_frame_and_tags_nothing(env: Env, tmp_path: Path, target_registry: Registry,
+                                                         where: str) -> None:
+    """One flipped byte in the frame of a blob that the import pushes, in the blob's bytes (the target's
+    digest check finds it, or zstd) or at the head of its frame (a raw frame's tar header, which the reader
+    compares, or a compressed frame's own header, which zstd refuses): the import
+    names the part holding it and tags nothing, although no part was hashed."""
+    d = tmp_path / "bundle"
+    shutil.copytree(env.bundle, d)
+    info = BundleInfo.load(d)
+    kind, spot = where.split("-", 1)
+    digest = max((g for g in info.blobs if _frame_kind(info, g) == kind and info.blobs[g].size > 600),
+                 key=lambda g: info.blobs[g].size)
+    e = info.blobs[digest]
+    # a raw frame's tar header is member bytes [0, 512), after the 14-byte frame head and a 3-byte block
+    # header; byte 8 of a compressed frame is in its frame header
+    pos = e.offset + (e.length // 2 if spot == "blob" else bundle_mod.RAW_HEAD + 3 + 100 if kind == "raw" else 8)
+    part, start, _ = next((p, s, end) for p, s, end in info.part_bounds() if s <= pos < end)
+    raw = bytearray((d / part.name).read_bytes())
+    raw[pos - start] ^= 0x01
+    (d / part.name).write_bytes(bytes(raw))
+    rc, _, err = run("import", str(d), "--to", f"{target_registry.host}/{BASE}", "--plain-http")
+    assert rc != 0
+    assert f"bad part: {part.name}: blob {digest}" in err, err
+    assert "nothing was imported" in err
+    assert all(t == [] for t in target_tags(target_registry).values()), "a damaged bundle tagged something"
+    for ref in env.refs:
+        assert target_tag_digest(target_registry, ref) is None
