@@ -44,6 +44,7 @@ from .errors import (
     DiskFullError,
     NotFoundError,
     PartError,
+    SourceDamageError,
     UsageError,
 )
 from .mediatypes import ANNOTATION_REF_NAME, OCI_INDEX, Descriptor, parse_manifest
@@ -925,7 +926,11 @@ class BundleReader:
             digest = art["digest"]
         if digest not in self.info.blobs:
             raise NotFoundError(f"manifest {digest} is not in this bundle", where=self.label)
-        data = self.read_blob(digest)
+        try:
+            data = self.read_blob(digest)
+        except (DigestMismatchError, PartError) as e:       # damage, named by digest (copy's damage_fails_all)
+            raise SourceDamageError(f"manifest {digest}: {e.what}", damaged={digest: e.what},
+                                    where=self.label, hint=e.hint) from e
         mt, _ = parse_manifest(data, self.info.blobs[digest].media_type or None)
         return Manifest(data, mt, digest)
 

@@ -409,6 +409,18 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
         local = bool(getattr(source, "single_namespace", False))
         damaged: dict[str, str] = {}
         unfinished = [len(tasks)]       # blob transfers not yet ended (damage_fails_all holds tags until 0)
+
+        def fail_if_damaged() -> None:
+            if damaged:
+                raise SourceDamageError(f"{len(damaged)} blob(s) damaged in the source: "
+                                        f"{', '.join(sorted(damaged))}", damaged=damaged, where=source.label,
+                                        hint="nothing was tagged; copy the source again")
+
+        if damage_fails_all and local:          # a damaged manifest: nothing is transferred at all
+            for r in result.resolved:
+                if isinstance(r.error, SourceDamageError):
+                    damaged.update(r.error.damaged)
+            fail_if_damaged()
         claim = getattr(target, "claim_blob", target.has_blob)     # has it? (a registry: and if not, open)
         cached = {d: b for r in result.ok for d, b in r.fetched.items()}
 
@@ -531,10 +543,7 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
 
         if gate_run is not None:
             gate_run.result()           # raises the gate's error: nothing gets tagged
-        if damaged:
-            raise SourceDamageError(f"{len(damaged)} blob(s) damaged in the source: "
-                                    f"{', '.join(sorted(damaged))}", damaged=damaged, where=source.label,
-                                    hint="nothing was tagged; copy the source again")
+        fail_if_damaged()
         flush()
         for push in pushes:
             push.result()

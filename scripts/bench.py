@@ -87,6 +87,17 @@ def start_registry(work: Path, name: str, binary: str) -> tuple[str, subprocess.
     return f"127.0.0.1:{port}", p
 
 
+def stop_registry(work: Path, name: str, p: subprocess.Popen[bytes]) -> None:
+    """Stop a registry and remove its storage at once: on tmpfs, targets kept to the end of a suite filled
+    this machine's 24 GB (5 runs x 2 tools x 1.1 GB, and sync's) and the runs after that thrashed."""
+    p.terminate()
+    p.wait()
+    for d in [t for t in TMPFS_DIRS if t.name.startswith(f"airgap-bench-{name}.")]:
+        shutil.rmtree(d, ignore_errors=True)
+        TMPFS_DIRS.remove(d)
+    shutil.rmtree(work / name, ignore_errors=True)
+
+
 def timed_into_fresh(work: Path, name: str, binary: str, command: Callable[[str], list[str]]) -> float:
     """Seconds of `command(target)` into a registry started for it alone (and removed after)."""
     dst, p = start_registry(work, name, binary)
@@ -94,9 +105,7 @@ def timed_into_fresh(work: Path, name: str, binary: str, command: Callable[[str]
         prepare_step()
         return timed(command(dst), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)[0]
     finally:
-        p.terminate()
-        p.wait()
-        shutil.rmtree(work / name, ignore_errors=True)
+        stop_registry(work, name, p)
 
 
 def prepare_step() -> None:
@@ -314,11 +323,8 @@ def suite(kind: str) -> None:
                 if i == RUNS - 1:
                     procs += [pa, ps]           # the last target stays up for the delta section
                 else:
-                    for p in (pa, ps):
-                        p.terminate()
-                        p.wait()
-                    shutil.rmtree(work / f"target-airgap-{i}", ignore_errors=True)
-                    shutil.rmtree(work / f"target-skopeo-{i}", ignore_errors=True)
+                    stop_registry(work, f"target-airgap-{i}", pa)
+                    stop_registry(work, f"target-skopeo-{i}", ps)
 
         # `verify` of the parts, and `import --verify`, which also hashes every part before tagging (the
         # import rows above check each byte they read by its digest and frame, and hash no part).

@@ -207,19 +207,21 @@ def _frame_kind(info: BundleInfo, digest: str) -> str:
     return "raw" if e.length == bundle_mod.raw_frame_length(total) else "compressed"
 
 
-@pytest.mark.parametrize("where", ["raw-blob", "raw-head", "compressed-blob", "compressed-head"])
+@pytest.mark.parametrize("where", ["raw-blob", "raw-head", "compressed-blob", "compressed-head", "manifest-blob"])
 def test_import_refuses_a_damaged_frame_and_tags_nothing(env: Env, tmp_path: Path, target_registry: Registry,
                                                          where: str) -> None:
     """One flipped byte in the frame of a blob that the import pushes, in the blob's bytes (the target's
     digest check finds it, or zstd) or at the head of its frame (a raw frame's tar header, which the reader
     compares, or a compressed frame's own header, which zstd refuses): the import
-    names the part holding it and tags nothing, although no part was hashed."""
+    names the part holding it and tags nothing, although no part was hashed. A damaged manifest (read while
+    resolving) stops it before any transfer."""
     d = tmp_path / "bundle"
     shutil.copytree(env.bundle, d)
     info = BundleInfo.load(d)
     kind, spot = where.split("-", 1)
-    digest = max((g for g in info.blobs if _frame_kind(info, g) == kind and info.blobs[g].size > 600),
-                 key=lambda g: info.blobs[g].size)
+    digest = env.digests[env.refs[0]] if kind == "manifest" else max(
+        (g for g in info.blobs if _frame_kind(info, g) == kind and info.blobs[g].size > 600),
+        key=lambda g: info.blobs[g].size)
     e = info.blobs[digest]
     # a raw frame's tar header is member bytes [0, 512), after the 14-byte frame head and a 3-byte block
     # header; byte 8 of a compressed frame is in its frame header
@@ -235,3 +237,5 @@ def test_import_refuses_a_damaged_frame_and_tags_nothing(env: Env, tmp_path: Pat
     assert all(t == [] for t in target_tags(target_registry).values()), "a damaged bundle tagged something"
     for ref in env.refs:
         assert target_tag_digest(target_registry, ref) is None
+    if kind == "manifest":
+        assert target_tags(target_registry) == {}, "blobs were pushed although a manifest was damaged"
