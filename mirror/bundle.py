@@ -280,6 +280,12 @@ class BundleInfo:
     def blobs_in_range(self, start: int, end: int) -> list[str]:
         return [d for d, e in self.blobs.items() if e.offset < end and e.offset + e.length > start]
 
+    def parts_holding(self, digest: str) -> list[str]:
+        """The parts that hold a byte of this blob's frame (none for a blob not in this bundle)."""
+        e = self.blobs.get(digest)
+        return [] if e is None else [p.name for p, s, end in self.part_bounds()
+                                     if e.offset < end and e.offset + e.length > s]
+
     def artifacts_using(self, digests: Iterable[str]) -> list[str]:
         bad = set(digests)
         return [a["ref"] for a in self.artifacts if bad.intersection(a.get("contents", []))]
@@ -1094,12 +1100,11 @@ def verify(directory: str | os.PathLike[str], *, jobs: int = defaults.JOBS,
     info = BundleInfo.load(d)
     report = VerifyReport()
     report.bad_parts = check_parts(d, info, jobs)
-    bad_ranges = [(s, e) for p, s, e in info.part_bounds() if p.name in report.bad_parts]
     reader = BundleReader(d)
 
     def one(item: tuple[str, BlobEntry]) -> tuple[str, str | None, int]:
         digest, e = item
-        if any(e.offset < end and e.offset + e.length > start for start, end in bad_ranges):
+        if report.bad_parts.keys() & set(info.parts_holding(digest)):
             return digest, "in a bad part", 0
         try:
             with reader.open_blob("", Descriptor(e.media_type, digest, e.size)) as chunks:

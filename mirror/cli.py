@@ -547,10 +547,8 @@ def _import_one(args: argparse.Namespace, bundle_dir: Path, reader: BundleReader
 def _parts_of(info: BundleInfo, damaged: dict[str, str]) -> Iterator[tuple[str, str]]:
     """(part, problem) for each part holding a byte of a damaged blob."""
     for digest, problem in sorted(damaged.items()):
-        e = info.blobs.get(digest)
-        for part, start, end in info.part_bounds():
-            if e is not None and e.offset < end and e.offset + e.length > start:
-                yield part.name, f"blob {digest}: {problem}"
+        for name in info.parts_holding(digest):
+            yield name, f"blob {digest}: {problem}"
 
 
 def _record(receipt: Receipt, result: CopyResult) -> None:
