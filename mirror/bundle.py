@@ -187,6 +187,10 @@ class BlobEntry:
     length: int            # compressed frame length
     media_type: str = ""
 
+    def overlaps(self, start: int, end: int) -> bool:
+        """Whether a byte of this blob's frame lies in [start, end) of the concatenated parts."""
+        return self.offset < end and self.offset + self.length > start
+
 
 @dataclass
 class Part:
@@ -278,13 +282,12 @@ class BundleInfo:
         return out
 
     def blobs_in_range(self, start: int, end: int) -> list[str]:
-        return [d for d, e in self.blobs.items() if e.offset < end and e.offset + e.length > start]
+        return [d for d, e in self.blobs.items() if e.overlaps(start, end)]
 
     def parts_holding(self, digest: str) -> list[str]:
         """The parts that hold a byte of this blob's frame (none for a blob not in this bundle)."""
         e = self.blobs.get(digest)
-        return [] if e is None else [p.name for p, s, end in self.part_bounds()
-                                     if e.offset < end and e.offset + e.length > s]
+        return [] if e is None else [p.name for p, s, end in self.part_bounds() if e.overlaps(s, end)]
 
     def artifacts_using(self, digests: Iterable[str]) -> list[str]:
         bad = set(digests)
@@ -1104,7 +1107,7 @@ def verify(directory: str | os.PathLike[str], *, jobs: int = defaults.JOBS,
 
     def one(item: tuple[str, BlobEntry]) -> tuple[str, str | None, int]:
         digest, e = item
-        if report.bad_parts.keys() & set(info.parts_holding(digest)):
+        if report.bad_parts and report.bad_parts.keys() & set(info.parts_holding(digest)):
             return digest, "in a bad part", 0
         try:
             with reader.open_blob("", Descriptor(e.media_type, digest, e.size)) as chunks:

@@ -224,14 +224,10 @@ def start_delay(target: str) -> tuple[str, subprocess.Popen[str]]:
     return f"127.0.0.1:{p.stdout.readline().strip()}", p
 
 
-def main() -> int:
-    return run_all()
-
-
 KINDS: list[str] = []
 
 
-def run_all() -> int:
+def main() -> int:
     wanted = os.environ.get("BENCH_REGISTRIES", "distribution3 debian").split()
     kinds = KINDS[:] = [k for k in wanted if shutil.which(REGISTRY_BINARIES.get(k, ""))]
     if not kinds:
