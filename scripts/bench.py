@@ -6,6 +6,8 @@ skopeo's blob-info cache is cleared before each timed step (it would turn copies
 Peak RSS is measured per child process with wait4().
 
 BENCH_STORAGE=tmpfs keeps the registries' storage in /dev/shm (default: disk).
+Before each timed step, BENCH_WARM_BYTES (default 2x BENCH_BYTES + 512 MiB) of memory is touched and freed
+so that the step writes into resident pages (see warm_memory); BENCH_WARM_BYTES=0 turns that off.
 The whole suite runs once per registry implementation (BENCH_REGISTRIES, default: every one installed):
 `distribution3` (CNCF distribution v3.0.0, built with this machine's Go: the registry Harbor builds on) and
 `debian` (Debian's docker-registry, distribution 2.8 built with Go 1.19, whose sha256 predates Go's
@@ -43,6 +45,8 @@ from mirror.reference import parse
 
 REPO = Path(__file__).resolve().parent.parent
 BYTES = int(os.environ.get("BENCH_BYTES", "1100000000"))
+# memory made resident before each timed step (warm_memory); 0 turns it off
+WARM_BYTES = int(os.environ.get("BENCH_WARM_BYTES", str(2 * BYTES + (512 << 20))))
 JOBS = os.environ.get("BENCH_JOBS", "")             # empty: the tool's default (-j not passed)
 # Where the registries keep their storage: `disk` (default, as deployed) or `tmpfs` (/dev/shm), which takes
 # the disk out: a registry fsyncs every blob it receives, and every link and upload file it writes.
@@ -111,10 +115,28 @@ def timed_into_fresh(work: Path, name: str, binary: str, command: Callable[[str]
 
 
 def prepare_step() -> None:
-    """Before a timed step: skopeo's blob-info cache cleared, and dirty pages flushed so that one step's
-    writeback does not land in the next one's time."""
+    """Before a timed step: skopeo's blob-info cache cleared, dirty pages flushed so that one step's
+    writeback does not land in the next one's time, and free memory made resident again (warm_memory)."""
     clear_skopeo_cache()
     os.sync()
+    if WARM_BYTES:
+        warm_memory(WARM_BYTES)
+
+
+def warm_memory(size: int) -> None:
+    """Touch `size` bytes of memory in a child process and free them, just before a timed step.
+
+    This VM's balloon device reports free memory to the host (virtio-balloon free page reporting, 2 MiB
+    blocks), which takes it back; the next write into such pages stalls while the host backs them again,
+    and the guest counts the stall as system time of whoever writes. Every step writes ~1.1 GB of fresh page
+    cache or tmpfs (the bundle, the layout, the target registry's storage), so whichever step came after
+    a big removal paid seconds for it: with a fresh 1.1 GB just written and removed, an import's registry
+    spent 4.6-6.3 CPU-seconds instead of 2.6-2.8 (48% of its samples in the kernel's copy into page cache
+    pages, against 9%), the import 4.0-4.9 s instead of 2.7. Touching 3 GB took 4.6-10.1 s in such a
+    state. Pages just freed go back to the head of the free lists and are reported only after a delay, so
+    the step that follows takes resident pages, whichever tool runs it."""
+    subprocess.run([sys.executable, "-c", f"b = bytearray({size}); b[::4096] = b'x' * len(range(0, {size}, 4096))"],
+                   check=True)
 
 
 def clear_skopeo_cache() -> None:
