@@ -209,13 +209,12 @@ def timed_many(cmds: list[list[str]]) -> tuple[float, int]:
 
 
 def in_turn(run: int, *steps: Callable[[], None]) -> None:
-    """One run's steps, rotated by the run's number (two steps: the first tool first in even runs, last in
-    odd ones). On this VM a step that came
+    """One run's steps, rotated by the run's number: over len(steps) runs each tool takes each place once
+    (with two, the first tool goes first in even runs and last in odd ones). On this VM a step that came
     right after the other tool's import of the 1.1 GB into disk was slower: our import took 4.97 s after
     skopeo's against 3.59 s before it, skopeo's 9.53 against 9.86 s (medians of 4, 2026-12-03). The bench
     used to run ours first in every run, which put every one of our imports (bar the first) right after a
-    skopeo import and a removal of 2.2 GB; now the steps rotate, so over len(steps) runs each tool takes each
-    place once."""
+    skopeo import and a removal of 2.2 GB."""
     k = run % len(steps)
     for step in steps[k:] + steps[:k]:
         step()
@@ -378,13 +377,8 @@ def suite(kind: str) -> None:
         crane: list[float] = []
 
         def crane_step(i: int) -> None:
-            dst_c, pc = start_registry(work, f"target-crane-{i}", binary)
-            try:
-                prepare_step()
-                crane.append(timed(["crane", "push", "--insecure", "--index", str(layout), f"{dst_c}/ceiling:all"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)[0])
-            finally:
-                stop_registry(work, f"target-crane-{i}", pc)
+            crane.append(timed_into_fresh(work, f"target-crane-{i}", binary, lambda dst: [
+                "crane", "push", "--insecure", "--index", str(layout), f"{dst}/ceiling:all"]))
 
         for i in range(RUNS):
             dst_a, pa = start_registry(work, f"target-airgap-{i}", binary)
