@@ -165,7 +165,9 @@ def fsync_write_seconds(directory: Path, sizes: list[int], streams: int) -> floa
     Written one stream at a time this is no floor at all: on this VM one writer's fsync took in 285-783 MB/s
     while 4 at once took 2.0-2.6 GB/s (2026-12-03), and the bench's old one-stream probe made the disk look
     like the limit of every import on disk, which it was not."""
-    pool = memoryview(os.urandom(64 << 20))
+    # One MiB, written over and over: this process's peak RSS is where every later child's ru_maxrss starts
+    # (the fork copies it), and a 64 MiB buffer here made the next suite report 89 MB for both tools.
+    pool = memoryview(os.urandom(1 << 20))
 
     def write(job: tuple[int, int]) -> None:
         i, size = job
