@@ -377,6 +377,7 @@ def suite(kind: str) -> None:
         # one repository) with next to no CPU of its own (no hashing, file-to-socket copies in the kernel).
         # What it takes says what the target and this disk allow any client, not what we do.
         crane: list[float] = []
+        have_crane = shutil.which("crane") is not None
 
         def crane_step(i: int) -> None:
             crane.append(timed_into_fresh(work, f"target-crane-{i}", binary, lambda dst: [
@@ -387,7 +388,7 @@ def suite(kind: str) -> None:
             dst_s, ps = start_registry(work, f"target-skopeo-{i}", binary)
             try:
                 steps = [partial(our_import, i, dst_a, pa), partial(skopeo_import_step, dst_s)]
-                if shutil.which("crane"):
+                if have_crane:
                     steps.append(partial(crane_step, i))
                 in_turn(i, *steps)
                 print(f"import run {i + 1}: airgap-mirror {imp[-1][0]:.1f} s, skopeo {sk_imp[-1][0]:.1f} s"
