@@ -108,10 +108,19 @@ def test_stream_unsplit_is_one_file(tmp_path: Path) -> None:
     assert [(n, len(b)) for n, b in _finish(stream, 100_000)] == [("content.tar.zst", 100_000)]
 
 
-def test_stream_extent_sees_the_furthest_byte(tmp_path: Path) -> None:
-    stream = _Stream(tmp_path, "b", 10)
-    stream.pwrite(23, [b"abc"])
-    assert stream.extent() == 26
+def test_stream_reserve_allocates_blocks_of_every_part_it_spans_and_leaves_the_sizes(tmp_path: Path) -> None:
+    split = 1 << 20
+    stream = _Stream(tmp_path, "b", split)
+    stream.pwrite(0, [b"head"])
+    if not stream.reserve(4096, 2 * split + 8192):
+        pytest.skip("this file system has no fallocate")
+    parts = [tmp_path / stream.part_name(i) for i in range(3)]
+    assert [p.stat().st_size for p in parts] == [4, 0, 0]        # sizes untouched (FALLOC_FL_KEEP_SIZE)
+    assert parts[0].stat().st_blocks * 512 >= split - 4096 and parts[1].stat().st_blocks * 512 >= split
+    assert parts[2].stat().st_blocks * 512 >= 8192
+    stream.pwrite(split - 2, [b"abcd"])                            # writes across a part's end as before
+    stream.close()
+    assert parts[0].read_bytes()[-2:] == b"ab" and parts[1].read_bytes() == b"cd"
 
 
 @pytest.mark.parametrize("start,end", [(0, 0), (0, 1), (5, HASH_CHUNK + 7), (HASH_CHUNK - 1, 3 * HASH_CHUNK + 1),

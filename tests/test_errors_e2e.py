@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -286,7 +287,8 @@ def test_bad_target_argument(world: dict[str, Any]) -> None:
 
 
 def test_disk_full(world: dict[str, Any], tmp_path: Path) -> None:
-    """An export onto a full disk says so in one line, exits non-zero and leaves nothing verify accepts."""
+    """An export onto a full disk says so in one line, before it fetches a layer, exits non-zero and leaves
+    nothing verify accepts."""
     mnt = tmp_path / "small"
     mnt.mkdir()
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True)
@@ -297,6 +299,8 @@ def test_disk_full(world: dict[str, Any], tmp_path: Path) -> None:
         res = flow.run_cli(["export", "-f", str(content), "-o", str(mnt / "out")])
         one_line_error(res, hint="rerun")
         assert "disk full" in res.err, res.err
+        # the layers' blocks are reserved before any is fetched: the error comes at once and says how much
+        assert re.search(r"layers need [\d.]+ MB here, [\d.]+ MB are free", res.err), res.err
         assert not (mnt / "out" / "bundle.json").exists()
         assert flow.run_cli(["verify", str(mnt / "out")]).code != 0
     finally:
