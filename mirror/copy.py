@@ -212,12 +212,19 @@ def image_platform(store: Store, repo: str, manifest: Manifest, keep: dict[str, 
 
 def _resolve_graph(source: Store, items: list[CopyItem], known_platforms: Mapping[str, list[str]] | None,
                    discover: Callable[[Resolved], list[CopyItem]] | None, pool: Executor,
-                   fetcher: Executor) -> list[Resolved]:
+                   fetcher: Executor, then: Callable[[Resolved], None] | None = None) -> list[Resolved]:
     """Resolve every item in `pool`, then what `discover` names for each, and so on, each source reference
     once. A discovery that fails fails its artifact (what was asked for cannot be listed); a discovered item
-    marked optional that the source does not have (a stale entry of a referrers list) is left out."""
+    marked optional that the source does not have (a stale entry of a referrers list) is left out.
+    `then` runs on each resolved artifact in the same task, as soon as it is resolved."""
+    def one(it: CopyItem) -> Resolved:
+        r = resolve(source, it, known_platforms, fetcher)
+        if then is not None:
+            then(r)
+        return r
+
     def resolve_all(batch: list[CopyItem]) -> list[Resolved]:
-        return list(pool.map(lambda it: resolve(source, it, known_platforms, fetcher), batch))
+        return list(pool.map(one, batch))
 
     def discovered(r: Resolved) -> list[CopyItem]:
         assert discover is not None
@@ -344,9 +351,6 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
     with (ThreadPoolExecutor(jobs) as pool, ThreadPoolExecutor(1) as gate_pool,
           ThreadPoolExecutor(wide) as near_pool, ThreadPoolExecutor(wide) as manifest_pool,
           ThreadPoolExecutor(wide) as child_pool):
-        # an index's children are fetched in the manifest pool, idle until the first tag
-        result.resolved = _resolve_graph(source, items, known_platforms, discover, near_pool, manifest_pool)
-
         # An artifact whose top manifest the target already holds is complete there (registries refuse
         # manifests whose blobs are missing), so only its tag is pushed again; where the tag already names
         # the same digest (a repeated import), even that PUT, which a registry would validate against every
@@ -371,7 +375,13 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
                             r.tagged = r.present
                 except MirrorError:
                     r.present = r.tagged = False
-        list(near_pool.map(check_present, result.resolved))
+
+        # Each artifact is checked in the target as soon as it is resolved, beside the others' resolving:
+        # from a bundle, resolving is local work and the checks wait on the target (32 artifacts took 26 ms
+        # to resolve, then 26 ms to check). An index's children are fetched in the manifest pool, idle
+        # until the first tag.
+        result.resolved = _resolve_graph(source, items, known_platforms, discover, near_pool, manifest_pool,
+                                         then=check_present)
 
         tasks: dict[str, _BlobTask] = {}
         owners: dict[str, list[Resolved]] = {}
