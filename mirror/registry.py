@@ -131,7 +131,7 @@ class RegistryStore:
         from `repo` itself answers 201 when the blob is there and otherwise opens the upload (202, the
         distribution spec's answer to a mount it cannot do), which the next put_blob uses. One round trip
         instead of HEAD, POST; at 300 small images, 1448 of an import's 6500 requests. Until the target
-        has shown it answers so (see mount_blob) it is a HEAD: a registry that ignores mounts, or only
+        has shown it answers so (see _learn_claims) it is a HEAD: a registry that ignores mounts, or only
         mounts across repositories, answers 202 for blobs it holds too, and each would be uploaded again."""
         if not self._claims:
             return self.has_blob(repo, desc)
@@ -144,8 +144,8 @@ class RegistryStore:
         return self.has_blob(repo, desc)
 
     def _learn_claims(self, repo: str, desc: Descriptor) -> None:
-        """After the first mount into `repo` worked, the blob is there for certain: a mount of it from `repo`
-        itself must answer 201 for claim_blob to be used (one request per run)."""
+        """After the first upload or mount into `repo` worked, the blob is there for certain: a mount of it
+        from `repo` itself must answer 201 for claim_blob to be used (one request per run)."""
         with self._probe:
             if self._claims is not None:
                 return
@@ -206,6 +206,11 @@ class RegistryStore:
                                           where=where, hint="the source bytes are corrupted; for a bundle "
                                           "run `airgap-mirror verify` and copy the bad part again")
             raise_for(resp, f"upload blob {desc.digest}", where)
+        if self._claims is None:
+            # The blob is there for certain now: whether claim_blob may ask with one POST is learnt from
+            # the first upload, not only from the first mount (on a fresh import that came after 61 blobs
+            # had each been asked with a HEAD and then opened with a POST).
+            self._learn_claims(repo, desc)
 
     def _send_once(self, req: httpx.Request, where: str) -> httpx.Response:
         try:
