@@ -14,6 +14,7 @@ parts, SHA256SUMS and, last of all, bundle.json into place. Without bundle.json 
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import io
 import json
@@ -319,6 +320,22 @@ def skippable_header(length: int) -> bytes:
     return SKIPPABLE_MAGIC.to_bytes(4, "little") + (length - 8).to_bytes(4, "little")
 
 
+_FALLOC_FL_KEEP_SIZE = 1
+
+
+@functools.cache
+def _libc_fallocate() -> Any:
+    """libc's fallocate(2), or None where there is none (not Linux, no ctypes)."""
+    try:
+        import ctypes
+
+        fallocate = ctypes.CDLL(None, use_errno=True).fallocate
+    except (ImportError, OSError, AttributeError):
+        return None
+    fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    return fallocate
+
+
 def _fallocate_keep_size(fd: int, offset: int, length: int) -> bool:
     """fallocate(2) with FALLOC_FL_KEEP_SIZE: the blocks of a region are allocated, the file size is left.
 
@@ -327,22 +344,17 @@ def _fallocate_keep_size(fd: int, offset: int, length: int) -> bool:
     whether the blocks were reserved; a system without the call (not Linux) or a file system without it
     (EOPNOTSUPP) is not an error, only ENOSPC is (raised as OSError).
     """
-    try:
-        import ctypes
-
-        fallocate = ctypes.CDLL(None, use_errno=True).fallocate
-    except (ImportError, OSError, AttributeError):
+    fallocate = _libc_fallocate()
+    if fallocate is None:
         return False
-    fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
     if fallocate(fd, _FALLOC_FL_KEEP_SIZE, offset, length) == 0:
         return True
+    import ctypes
+
     err = ctypes.get_errno()
     if err == errno.ENOSPC:
         raise OSError(err, os.strerror(err))
     return False
-
-
-_FALLOC_FL_KEEP_SIZE = 1
 
 
 class _Stream:

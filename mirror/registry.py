@@ -15,6 +15,7 @@ from . import defaults
 from .digest import sha256_digest
 from .errors import (
     DigestMismatchError,
+    MirrorError,
     NotFoundError,
     RegistryError,
     UnreachableError,
@@ -149,10 +150,15 @@ class RegistryStore:
         with self._probe:
             if self._claims is not None:
                 return
-            resp = self._mount(repo, desc, repo)
-            self._claims = resp.status_code == 201
-            if not self._claims and resp.status_code == 202 and resp.headers.get("location"):
-                self.http.request("DELETE", self._location(resp), where=self._where(repo), retry=False)
+            try:
+                resp = self._mount(repo, desc, repo)
+                claims = resp.status_code == 201
+                if not claims and resp.status_code == 202 and resp.headers.get("location"):
+                    self.http.request("DELETE", self._location(resp), where=self._where(repo), retry=False)
+            except MirrorError as e:        # the upload or mount that called this worked: asked again later
+                log.debug("claims probe of %s: %s", self.label, e)
+                return
+            self._claims = claims
 
     def _mount(self, repo: str, desc: Descriptor, from_repo: str) -> httpx.Response:
         return self.http.request("POST", f"{self.base_url}/v2/{repo}/blobs/uploads/",
