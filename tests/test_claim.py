@@ -78,6 +78,7 @@ def test_a_registry_whose_self_mounts_say_nothing_keeps_being_asked_with_head(mo
             across = req.url.params.get("from") != req.url.path.split("/v2/")[1].split("/blobs/")[0]
             if mounts_across and across:
                 return httpx.Response(201, headers={"Location": f"/v2/r/blobs/{held}"})
+            calls["sessions opened by a mount"] += "mount" in req.url.params
             return httpx.Response(202, headers={"Location": "/v2/r/blobs/uploads/u1"})
         if req.method == "HEAD":
             return httpx.Response(200 if req.url.path.endswith(held) else 404)
@@ -88,12 +89,15 @@ def test_a_registry_whose_self_mounts_say_nothing_keeps_being_asked_with_head(mo
     store = RegistryStore(http, "reg.example")
     desc = Descriptor("application/octet-stream", held, 3)
     assert store.mount_blob("r", desc, "other") is mounts_across
+    new, data = _blob()
+    store.put_blob("r", new, [data])                # an upload worked: a probe, if still unsure, says 202 too
+    assert calls["DELETE uploads"] == calls["sessions opened by a mount"] >= 1     # each closed again
     calls.clear()
     assert store.claim_blob("r", desc) is True
     assert calls == Counter({"HEAD blobs": 1})                       # a HEAD, not a POST that would say 202
 
 
-def test_a_fresh_copy_asks_each_tag_once_and_claims_after_the_first_mount(
+def test_a_fresh_copy_asks_each_tag_once_and_claims_once_a_blob_is_in(
         target_registry: Registry, tmp_path: Path) -> None:
     """Into an empty registry, 10 images sharing base layers (two are two-arch indexes): one manifest HEAD
     per tag and none for an index's image manifests, blobs asked with HEAD only until the first is in and
