@@ -527,7 +527,11 @@ def _import_one(args: argparse.Namespace, bundle_dir: Path, reader: BundleReader
         hook(args, http, target, items)
     bars = Bars(f"import {bundle_dir.name}")
     try:
-        result = copy(reader, target, items, jobs=args.jobs, progress=bars,
+        # The platforms each artifact had at export are in bundle.json: resolving does not read every
+        # image's config for them (a repeated import, which pushes nothing, read 30 configs for nothing:
+        # its copy took 56.5 ms that way, 51.0 ms this way, medians of 10)
+        known = {a["digest"]: list(a.get("platforms") or []) for a in reader.info.artifacts}
+        result = copy(reader, target, items, jobs=args.jobs, progress=bars, known_platforms=known,
                       gate=checksum_parts if args.verify else None, damage_fails_all=True)
     except SourceDamageError as e:
         refuse({name: problem for name, problem in _parts_of(reader.info, e.damaged)})
