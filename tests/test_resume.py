@@ -8,6 +8,7 @@ run talks to, so a big layer takes a couple of seconds and the kill lands mid-tr
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -156,12 +157,31 @@ def journal(bundle: Path) -> list[str]:
     return out
 
 
+def written_bytes(path: Path) -> int:
+    """Bytes written into a file: its data segments (SEEK_DATA/SEEK_HOLE), not its allocated blocks, which
+    the export reserves for every planned layer before the first one arrives."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        end = os.fstat(fd).st_size
+        pos = total = 0
+        while pos < end:
+            try:
+                data = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:                 # ENXIO: no data after pos
+                break
+            pos = os.lseek(fd, data, os.SEEK_HOLE)
+            total += min(pos, end) - data
+        return total
+    finally:
+        os.close(fd)
+
+
 def unjournaled_bytes(bundle: Path) -> int:
-    """Bytes on disk under .work that no finished blob accounts for: a blob being written."""
+    """Bytes written under .work that no finished blob accounts for: a blob being written."""
     work = bundle / ".work"
     try:
         lines = (work / "journal").read_text().splitlines()
-        on_disk = sum(p.stat().st_blocks * 512 for p in work.rglob("*") if p.is_file() and p.name != "journal")
+        on_disk = sum(written_bytes(p) for p in work.rglob("*") if p.is_file() and p.name != "journal")
     except FileNotFoundError:
         return 0
     done = 0
