@@ -350,7 +350,7 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
     # index's image manifests go up in another (a task of a pool must not wait on that same pool)
     with (ThreadPoolExecutor(jobs) as pool, ThreadPoolExecutor(1) as gate_pool,
           ThreadPoolExecutor(wide) as near_pool, ThreadPoolExecutor(wide) as manifest_pool,
-          ThreadPoolExecutor(wide) as child_pool):
+          ThreadPoolExecutor(wide) as child_pool, ThreadPoolExecutor(wide) as mount_pool):
         # An artifact whose top manifest the target already holds is complete there (registries refuse
         # manifests whose blobs are missing), so only its tag is pushed again; where the tag already names
         # the same digest (a repeated import), even that PUT, which a registry would validate against every
@@ -452,8 +452,18 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
                 if not first_has:
                     _transfer(source, target, task, repos[0], progress, cached.get(task.desc.digest))
                     fetched += task.desc.size
-                for rp in repos[1:]:
-                    if can_mount and target.mount_blob(rp, task.desc, repos[0]):    # type: ignore[attr-defined]
+                # The other repositories get their mounts all at once: each is a round trip in which the
+                # registry writes (and syncs) one link, so one after the other they held this worker, and
+                # the next layer, for 30 x 2-30 ms where a base layer is in 30 repositories.
+                rest = repos[1:]
+
+                def mount(rp: str) -> bool:
+                    return bool(target.mount_blob(rp, task.desc, repos[0]))    # type: ignore[attr-defined]
+
+                got = (list(mount_pool.map(mount, rest)) if len(rest) > 1 else [mount(rp) for rp in rest]) \
+                    if can_mount else [False] * len(rest)
+                for rp, was_mounted in zip(rest, got, strict=True):
+                    if was_mounted:
                         mounted += 1
                     elif not target.has_blob(rp, task.desc):
                         _transfer(source, target, task, rp, progress, cached.get(task.desc.digest))
@@ -522,10 +532,18 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
         for r in result.resolved:
             if r.error is None and r.top is not None and not left.get(id(r)):
                 ready(r)
-        # Submitted in digest order: stores that lay blobs out by digest (the bundle) then fill their output
-        # front to back, which lets them checksum it while the copy still runs.
+        # Stores that lay blobs out by digest (the bundle) get them in digest order: they fill their output
+        # front to back, which lets them checksum it while the copy still runs. Elsewhere big blobs go
+        # biggest first, so that the copy does not end waiting on one big layer started late; small ones,
+        # in a pool of their own, stay in digest order (by size, every config would come last and hold
+        # back every tag).
+        def order(d: str) -> tuple[int, str]:
+            size = tasks[d].desc.size
+            by_size = size >= defaults.SMALL_BLOB and not getattr(target, "lays_out_by_digest", False)
+            return -size if by_size else 0, d
+
         running = [(pool if tasks[d].desc.size >= defaults.SMALL_BLOB else near_pool).submit(run_blob, tasks[d])
-                   for d in sorted(tasks)]
+                   for d in sorted(tasks, key=order)]
         try:
             for done in as_completed(running):
                 kind, digest, nbytes, mounted, err = done.result()

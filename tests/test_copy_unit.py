@@ -4,6 +4,7 @@ local source tags nothing; a repeated copy writes nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -414,6 +415,70 @@ def test_an_index_image_manifests_go_up_together_and_before_it() -> None:
     assert not result.failed
     assert pushed.met.is_set(), f"image manifests pushed {pushed.peak} at a time"
     assert order == [OCI_MANIFEST] * 4 + [OCI_INDEX]                 # the index after everything it names
+
+
+class MountingStore(RecordingStore):
+    """A target that mounts across repositories as a registry does, each mount through `mounting`."""
+
+    single_namespace = False                        # a registry: each repository holds its own blobs
+
+    def __init__(self, mounting: Rendezvous | None = None) -> None:
+        super().__init__()
+        self.mounting = mounting
+        self.mounts: list[tuple[str, str]] = []
+
+    def mount_blob(self, repo: str, desc: Descriptor, from_repo: str) -> bool:
+        with self.mounting or contextlib.nullcontext():
+            with self._lock:
+                self.mounts.append((repo, desc.digest))
+            return True
+
+
+def _sharing(src: MemoryStore, n: int, layer: Descriptor, name: str = "shared") -> list[CopyItem]:
+    """n artifacts of one layer each, every one the same `layer`, with a config of their own."""
+    items = []
+    for i in range(n):
+        ref = parse(f"example.com/{name}{i}:v1")
+        cfg = src.put_bytes(json.dumps({"n": i}).encode(), "application/vnd.oci.image.config.v1+json")
+        data = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": cfg.to_json(),
+                           "layers": [layer.to_json()]}).encode()
+        src.add_manifest(ref.name, ref.tag, Manifest(data, OCI_MANIFEST, src.put_bytes(data).digest))
+        items.append(CopyItem(ref, parse(f"mirror.local/base/{ref.name}:v1")))
+    return items
+
+
+def test_a_shared_layer_is_mounted_into_its_other_repositories_at_once() -> None:
+    """A base layer in 8 repositories: one upload, then 7 mounts, each a round trip in which a registry
+    writes a link; one after the other they held a big-blob worker for 7 round trips."""
+    src = MemoryStore("source")
+    layer = src.put_bytes(b"\1" * defaults.SMALL_BLOB, "application/vnd.oci.image.layer.v1.tar+gzip")
+    items = _sharing(src, 8, layer)
+    dst = MountingStore(Rendezvous(4, wait=5))
+    result = copy(src, dst, items, jobs=1)
+    assert not result.failed and result.blobs_mounted == 7
+    assert sorted(dst.mounts) == [(f"mirror.local/base/example.com/shared{i}", layer.digest) for i in range(1, 8)]
+    assert dst.mounting is not None and dst.mounting.met.is_set(), f"mounted {dst.mounting.peak} at a time"
+
+
+def test_big_blobs_go_biggest_first_except_into_a_store_laid_out_by_digest() -> None:
+    src = MemoryStore("source")
+    sizes = [3, 1, 4, 2]
+    items = []
+    for i, k in enumerate(sizes):
+        layer = src.put_bytes(bytes([i]) * (k * defaults.SMALL_BLOB), "application/vnd.oci.image.layer.v1.tar+gzip")
+        items += _sharing(src, 1, layer, name=f"big{i}-")
+
+    class ByDigest(RecordingStore):
+        lays_out_by_digest = True
+
+    for dst, want in ((RecordingStore(), "size"), (ByDigest(), "digest")):
+        assert not copy(src, dst, items, jobs=1).failed
+        big = [d for kind, d, _ in dst.log if kind == "blob" and len(src.blobs[d]) >= defaults.SMALL_BLOB]
+        assert len(big) == 4
+        if want == "size":
+            assert [len(src.blobs[d]) // defaults.SMALL_BLOB for d in big] == [4, 3, 2, 1]
+        else:
+            assert big == sorted(big)
 
 
 def test_nested_indexes_go_up_after_what_they_name() -> None:
