@@ -453,11 +453,12 @@ def test_a_shared_layer_is_mounted_into_its_other_repositories_at_once() -> None
     src = MemoryStore("source")
     layer = src.put_bytes(b"\1" * defaults.SMALL_BLOB, "application/vnd.oci.image.layer.v1.tar+gzip")
     items = _sharing(src, 8, layer)
-    dst = MountingStore(Rendezvous(4, wait=5))
+    mounting = Rendezvous(4, wait=5)
+    dst = MountingStore(mounting)
     result = copy(src, dst, items, jobs=1)
     assert not result.failed and result.blobs_mounted == 7
     assert sorted(dst.mounts) == [(f"mirror.local/base/example.com/shared{i}", layer.digest) for i in range(1, 8)]
-    assert dst.mounting is not None and dst.mounting.met.is_set(), f"mounted {dst.mounting.peak} at a time"
+    assert mounting.met.is_set(), f"mounted {mounting.peak} at a time"
 
 
 def test_big_blobs_go_biggest_first_except_into_a_store_laid_out_by_digest() -> None:
