@@ -43,6 +43,7 @@ from .errors import (
     BundleVersionError,
     DigestMismatchError,
     DiskFullError,
+    MirrorError,
     NotFoundError,
     PartError,
     SourceDamageError,
@@ -411,6 +412,12 @@ class _Stream:
                     offset += n
                     view = view[n:]
 
+    def readinto(self, offset: int, view: memoryview) -> int:
+        """Read into `view` from `offset`, not across a part boundary; returns how many bytes were read."""
+        i, within = divmod(offset, self.split) if self.split else (0, offset)
+        n = min(len(view), self.split - within) if self.split else len(view)
+        return os.preadv(self._fd(i), [view[:n]], within)
+
     def hash_into(self, h: Any, offset: int, n: int) -> int:
         """Hash up to n bytes from offset, not across a part boundary; returns how many were hashed."""
         i, within = divmod(offset, self.split) if self.split else (0, offset)
@@ -441,6 +448,24 @@ class _Stream:
                 (self.dir / self.part_name(i)).unlink(missing_ok=True)
         self._fds.clear()
         return paths
+
+
+class _StreamRange(io.RawIOBase):
+    """[start, start+length) of a stream being written, read as a finished bundle's range is read."""
+
+    def __init__(self, stream: _Stream, start: int, length: int) -> None:
+        self.stream, self.pos, self.end = stream, start, start + length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        want = min(len(b), self.end - self.pos)
+        if want <= 0:
+            return 0
+        n = self.stream.readinto(self.pos, memoryview(b)[:want])
+        self.pos += n
+        return n
 
 
 class _TrailingHasher:
@@ -606,17 +631,54 @@ class BundleWriter:
         journal = self.work / "journal"
         if not journal.exists():
             return
+        entries: dict[str, BlobEntry] = {}
         for line in journal.read_text().splitlines():
             try:
                 e = json.loads(line)
             except ValueError:
                 continue                        # a line cut by a kill: that blob is simply fetched again
-            entry = BlobEntry(e["size"], e["offset"], e["length"], e.get("media_type", ""))
-            if e["offset"] < 0:
-                if self._frame(e["digest"]).exists():
-                    self.staged[e["digest"]] = entry
+            entries[e["digest"]] = BlobEntry(e["size"], e["offset"], e["length"], e.get("media_type", ""))
+        # A journal line is written after its blob's bytes, but neither is synced: after a power cut the
+        # line can be on disk and the bytes not (reserved blocks read as zeros, a frame file is empty).
+        # Every blob is read back and checked as an import would check it before it is reused; one that
+        # fails is fetched again. Hashing runs without the GIL, in parallel, at ~1.5 GB/s per core.
+        with ThreadPoolExecutor(defaults.JOBS) as pool:
+            intact = list(pool.map(self._intact, entries.items()))
+        for (digest, entry), ok in zip(entries.items(), intact, strict=True):
+            if not ok:
+                log.warning("%s: %s from the interrupted run is not intact on disk; fetching it again",
+                            self.label, digest)
+            elif entry.offset < 0:
+                self.staged[digest] = entry
             else:
-                self.done[e["digest"]] = entry
+                self.done[digest] = entry
+
+    def _intact(self, item: tuple[str, BlobEntry]) -> bool:
+        """Whether a journaled blob's frame holds exactly that blob: its frame head, block headers, tar
+        header and padding as they must be, and its bytes of the blob's digest and size."""
+        digest, e = item
+        total = TAR_BLOCK + e.size + padding(e.size)
+        try:
+            if e.offset < 0:
+                path = self._frame(digest)
+                if path.stat().st_size != e.length:
+                    return False
+                with path.open("rb") as f, zstandard.ZstdDecompressor().stream_reader(f) as reader:
+                    for _ in Verifier(_data_chunks(reader, e.size, self.label, digest), digest, e.size):
+                        pass
+                return True
+            if e.length != raw_frame_length(total):
+                return False
+            rng = _StreamRange(self._stream, e.offset, e.length)
+            head = bytearray(RAW_HEAD)
+            _fill(rng, memoryview(head), self.label, digest)
+            if bytes(head) != raw_frame_head(total):
+                return False
+            for _ in Verifier(_raw_chunks(rng, e.size, self.label, digest), digest, e.size):
+                pass
+            return True
+        except (MirrorError, OSError, zstandard.ZstdError):
+            return False
 
     def _frame(self, digest: str) -> Path:
         return self.frames / digest.replace(":", "-")
@@ -698,7 +760,10 @@ class BundleWriter:
         return e is not None
 
     def has_manifest(self, repo: str, desc: Descriptor) -> bool:
-        return desc.digest in self.done or desc.digest in self.staged
+        # An artifact is never taken as complete from an earlier run's journal: copy would then skip its
+        # blobs, and a blob of it can still have to be fetched again (prepare() moves it when the content
+        # changed). Its manifests and blobs are each skipped by has_blob instead.
+        return False
 
     def open_blob(self, repo: str, desc: Descriptor) -> AbstractContextManager[Iterator[bytes]]:
         raise NotFoundError("a bundle being written cannot be read", where=self.label)
@@ -761,7 +826,7 @@ class BundleWriter:
 
     def put_manifest(self, ref: Reference, manifest: Manifest) -> None:
         desc = manifest.descriptor
-        if not self.has_manifest("", desc):
+        if desc.digest not in self.done and desc.digest not in self.staged:    # a delta carries its manifests
             self.put_blob("", Descriptor(manifest.media_type, desc.digest, desc.size), [manifest.data])
         with self._lock:
             self._media[desc.digest] = manifest.media_type
@@ -1021,7 +1086,7 @@ def _frame_error(digest: str, what: str, where: str) -> PartError:
                      hint="copy the affected part again and run `airgap-mirror verify`")
 
 
-def _fill(rng: _RangeReader, view: memoryview, where: str, digest: str) -> None:
+def _fill(rng: io.RawIOBase, view: memoryview, where: str, digest: str) -> None:
     got = 0
     while got < len(view):
         n = rng.readinto(view[got:])
@@ -1030,7 +1095,7 @@ def _fill(rng: _RangeReader, view: memoryview, where: str, digest: str) -> None:
         got += n
 
 
-def _raw_chunks(rng: _RangeReader, size: int, where: str, digest: str) -> Iterator[bytes]:
+def _raw_chunks(rng: io.RawIOBase, size: int, where: str, digest: str) -> Iterator[bytes]:
     """The blob inside a RawFrameWriter frame, read without a decoder (one copy less than zstd's, and no
     buffer in between). Everything around the blob is known in advance from its digest and size, the block
     headers, the tar header and the padding, so each is compared, not skipped on trust: a damaged byte
