@@ -590,7 +590,6 @@ class BundleWriter:
 
     single_namespace = True
     verifies_blobs = True           # put_blob checks digest and size itself
-    lays_out_by_digest = True       # prepare() places blobs in digest order: copy sends them in that order
 
     def __init__(self, directory: str | os.PathLike[str], *, name: str = defaults.BUNDLE_NAME,
                  split_size: int | None = None, level: int = defaults.ZSTD_LEVEL,

@@ -532,18 +532,12 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
         for r in result.resolved:
             if r.error is None and r.top is not None and not left.get(id(r)):
                 ready(r)
-        # Stores that lay blobs out by digest (the bundle) get them in digest order: they fill their output
-        # front to back, which lets them checksum it while the copy still runs. Elsewhere big blobs go
-        # biggest first, so that the copy does not end waiting on one big layer started late; small ones,
-        # in a pool of their own, stay in digest order (by size, every config would come last and hold
-        # back every tag).
-        def order(d: str) -> tuple[int, str]:
-            size = tasks[d].desc.size
-            by_size = size >= defaults.SMALL_BLOB and not getattr(target, "lays_out_by_digest", False)
-            return -size if by_size else 0, d
-
+        # Submitted in digest order: stores that lay blobs out by digest (the bundle) then fill their output
+        # front to back, which lets them checksum it while the copy still runs. Into a registry on disk the
+        # biggest first was slower (2.73 s against 2.58 s, medians of 8: the biggest end together, and so
+        # do their fsyncs, which stall every upload while the disk takes them).
         running = [(pool if tasks[d].desc.size >= defaults.SMALL_BLOB else near_pool).submit(run_blob, tasks[d])
-                   for d in sorted(tasks, key=order)]
+                   for d in sorted(tasks)]
         try:
             for done in as_completed(running):
                 kind, digest, nbytes, mounted, err = done.result()

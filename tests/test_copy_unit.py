@@ -434,11 +434,11 @@ class MountingStore(RecordingStore):
             return True
 
 
-def _sharing(src: MemoryStore, n: int, layer: Descriptor, name: str = "shared") -> list[CopyItem]:
+def _sharing(src: MemoryStore, n: int, layer: Descriptor) -> list[CopyItem]:
     """n artifacts of one layer each, every one the same `layer`, with a config of their own."""
     items = []
     for i in range(n):
-        ref = parse(f"example.com/{name}{i}:v1")
+        ref = parse(f"example.com/shared{i}:v1")
         cfg = src.put_bytes(json.dumps({"n": i}).encode(), "application/vnd.oci.image.config.v1+json")
         data = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": cfg.to_json(),
                            "layers": [layer.to_json()]}).encode()
@@ -459,27 +459,6 @@ def test_a_shared_layer_is_mounted_into_its_other_repositories_at_once() -> None
     assert not result.failed and result.blobs_mounted == 7
     assert sorted(dst.mounts) == [(f"mirror.local/base/example.com/shared{i}", layer.digest) for i in range(1, 8)]
     assert mounting.met.is_set(), f"mounted {mounting.peak} at a time"
-
-
-def test_big_blobs_go_biggest_first_except_into_a_store_laid_out_by_digest() -> None:
-    src = MemoryStore("source")
-    sizes = [3, 1, 4, 2]
-    items = []
-    for i, k in enumerate(sizes):
-        layer = src.put_bytes(bytes([i]) * (k * defaults.SMALL_BLOB), "application/vnd.oci.image.layer.v1.tar+gzip")
-        items += _sharing(src, 1, layer, name=f"big{i}-")
-
-    class ByDigest(RecordingStore):
-        lays_out_by_digest = True
-
-    for dst, want in ((RecordingStore(), "size"), (ByDigest(), "digest")):
-        assert not copy(src, dst, items, jobs=1).failed
-        big = [d for kind, d, _ in dst.log if kind == "blob" and len(src.blobs[d]) >= defaults.SMALL_BLOB]
-        assert len(big) == 4
-        if want == "size":
-            assert [len(src.blobs[d]) // defaults.SMALL_BLOB for d in big] == [4, 3, 2, 1]
-        else:
-            assert big == sorted(big)
 
 
 def test_nested_indexes_go_up_after_what_they_name() -> None:
