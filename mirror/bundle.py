@@ -656,25 +656,18 @@ class BundleWriter:
         """Whether a journaled blob's frame holds exactly that blob: its frame head, block headers, tar
         header and padding as they must be, and its bytes of the blob's digest and size."""
         digest, e = item
-        total = TAR_BLOCK + e.size + padding(e.size)
+        open_frame: Callable[[], io.RawIOBase]
+        if e.offset < 0:
+            path = self._frame(digest)
+            open_frame = lambda: io.FileIO(path)  # noqa: E731
+        else:
+            open_frame = lambda: _StreamRange(self._stream, e.offset, e.length)  # noqa: E731
         try:
-            if e.offset < 0:
-                path = self._frame(digest)
-                if path.stat().st_size != e.length:
-                    return False
-                with path.open("rb") as f, zstandard.ZstdDecompressor().stream_reader(f) as reader:
-                    for _ in Verifier(_data_chunks(reader, e.size, self.label, digest), digest, e.size):
-                        pass
-                return True
-            if e.length != raw_frame_length(total):
+            if e.offset < 0 and path.stat().st_size != e.length:
                 return False
-            rng = _StreamRange(self._stream, e.offset, e.length)
-            head = bytearray(RAW_HEAD)
-            _fill(rng, memoryview(head), self.label, digest)
-            if bytes(head) != raw_frame_head(total):
-                return False
-            for _ in Verifier(_raw_chunks(rng, e.size, self.label, digest), digest, e.size):
-                pass
+            with _blob_in_frame(open_frame, e, self.label, digest) as chunks:
+                for _ in Verifier(chunks, digest, e.size):
+                    pass
             return True
         except (MirrorError, OSError, zstandard.ZstdError):
             return False
@@ -1018,29 +1011,12 @@ class BundleReader:
                                 hint="it belongs to the bundle this delta depends on")
         return io.BufferedReader(_RangeReader(self.dir, self.info, e.offset, e.length), _read_size(e.length))
 
-    @contextmanager
-    def open_blob(self, repo: str, desc: Descriptor) -> Iterator[Iterator[bytes]]:
+    def open_blob(self, repo: str, desc: Descriptor) -> AbstractContextManager[Iterator[bytes]]:
         e = self.info.blobs.get(desc.digest)
         if e is None:
             raise NotFoundError(f"blob {desc.digest} is not in this bundle", where=self.label)
-        total = TAR_BLOCK + e.size + padding(e.size)
-        if e.length == raw_frame_length(total):
-            rng = _RangeReader(self.dir, self.info, e.offset, e.length)
-            try:
-                head = bytearray(RAW_HEAD)
-                _fill(rng, memoryview(head), self.label, desc.digest)
-                if bytes(head) == raw_frame_head(total):
-                    yield _raw_chunks(rng, e.size, self.label, desc.digest)
-                    return
-            finally:
-                rng.close()
-        raw = self.raw_frame(desc.digest)
-        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_size=_read_size(e.length))
-        try:
-            yield _data_chunks(reader, e.size, self.label, desc.digest)
-        finally:
-            reader.close()
-            raw.close()
+        return _blob_in_frame(lambda: _RangeReader(self.dir, self.info, e.offset, e.length), e,
+                              self.label, desc.digest)
 
     def read_blob(self, digest: str) -> bytes:
         e = self.info.blobs[digest]
@@ -1128,6 +1104,31 @@ def _raw_chunks(rng: io.RawIOBase, size: int, where: str, digest: str) -> Iterat
                 out.append(data[lo - mpos:hi - mpos])
         if out:
             yield b"".join(out)
+
+
+@contextmanager
+def _blob_in_frame(open_frame: Callable[[], io.RawIOBase], e: BlobEntry, where: str,
+                   digest: str) -> Iterator[Iterator[bytes]]:
+    """The blob inside its frame, whose bytes `open_frame()` reads from the start: a RawFrameWriter frame
+    without a decoder, any other through zstd. The bundle reader and the writer's rerun check both read so."""
+    total = TAR_BLOCK + e.size + padding(e.size)
+    if e.length == raw_frame_length(total):
+        rng = open_frame()
+        try:
+            head = bytearray(RAW_HEAD)
+            _fill(rng, memoryview(head), where, digest)
+            if bytes(head) == raw_frame_head(total):
+                yield _raw_chunks(rng, e.size, where, digest)
+                return
+        finally:
+            rng.close()
+    raw = io.BufferedReader(open_frame(), _read_size(e.length))
+    reader = zstandard.ZstdDecompressor().stream_reader(raw, read_size=_read_size(e.length))
+    try:
+        yield _data_chunks(reader, e.size, where, digest)
+    finally:
+        reader.close()
+        raw.close()
 
 
 def _read_upto(reader: Any, n: int) -> bytes:

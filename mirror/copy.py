@@ -460,8 +460,7 @@ def copy(source: Store, target: Store, items: list[CopyItem], *, jobs: int = def
                 def mount(rp: str) -> bool:
                     return bool(target.mount_blob(rp, task.desc, repos[0]))    # type: ignore[attr-defined]
 
-                got = (list(mount_pool.map(mount, rest)) if len(rest) > 1 else [mount(rp) for rp in rest]) \
-                    if can_mount else [False] * len(rest)
+                got = list(mount_pool.map(mount, rest)) if can_mount else [False] * len(rest)
                 for rp, was_mounted in zip(rest, got, strict=True):
                     if was_mounted:
                         mounted += 1

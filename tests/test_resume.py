@@ -143,8 +143,8 @@ def env(registry_factory: RegistryFactory, tmp_path_factory: pytest.TempPathFact
         source.stop()
 
 
-def journal(bundle: Path) -> list[str]:
-    """Digests an export in progress has finished (its .work/journal, one JSON line per finished blob)."""
+def journal_entries(bundle: Path) -> list[dict[str, Any]]:
+    """The lines of an export in progress's .work/journal, one JSON object per finished blob."""
     try:
         lines = (bundle / ".work" / "journal").read_text().splitlines()
     except FileNotFoundError:
@@ -152,10 +152,15 @@ def journal(bundle: Path) -> list[str]:
     out = []
     for line in lines:
         try:
-            out.append(json.loads(line)["digest"])
+            out.append(json.loads(line))
         except ValueError:
             pass                        # a line being written
     return out
+
+
+def journal(bundle: Path) -> list[str]:
+    """Digests an export in progress has finished."""
+    return [e["digest"] for e in journal_entries(bundle)]
 
 
 def written_bytes(path: Path) -> int:
@@ -224,20 +229,6 @@ def test_export_killed_and_rerun(env: Env, tmp_path: Path) -> None:
     assert info.blobs == ref.blobs
     assert [(p.name, p.size, p.sha256) for p in info.parts] == [(p.name, p.size, p.sha256) for p in ref.parts]
     assert not (out / ".work").exists()
-
-
-def journal_entries(bundle: Path) -> list[dict[str, Any]]:
-    try:
-        lines = (bundle / ".work" / "journal").read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in lines:
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            pass
-    return out
 
 
 def test_export_rerun_after_a_power_cut_fetches_what_never_reached_the_disk(env: Env, tmp_path: Path) -> None:
