@@ -36,7 +36,7 @@ from typing import IO, Any
 
 import zstandard
 
-from . import __version__, defaults, parthash, shape
+from . import __version__, defaults, filesend, parthash, shape
 from .digest import Verifier
 from .errors import (
     BundleError,
@@ -964,6 +964,22 @@ class _RangeReader(io.RawIOBase):
                 return
         raise PartError(f"offset {self.pos} is beyond the last part", where=str(self.dir))
 
+    def file_spans(self, length: int, offsets: list[int], n: int) -> list[filesend.Span] | None:
+        """Where the next `length` bytes are, as (fd, offset, n) for each of `offsets` into them, and skip
+        past them; None, skipping nothing, where they do not all lie in one part."""
+        if self.pos + length > self.end:
+            return None
+        if self._f is None or self.pos >= self._fend:
+            self._seek_part()
+        assert self._f is not None
+        if self.pos + length > self._fend:
+            return None
+        here = self._f.tell()
+        fd = self._f.fileno()
+        self._f.seek(here + length)
+        self.pos += length
+        return [(fd, here + o, n) for o in offsets]
+
     def readinto(self, b: Any) -> int:
         want = min(len(b), self.end - self.pos)
         if want <= 0:
@@ -1081,10 +1097,23 @@ def _raw_chunks(rng: io.RawIOBase, size: int, where: str, digest: str) -> Iterat
     nblocks = max(1, -(-total // RAW_BLOCK))
     # as big as the frame, up to a group: a config of 2 KB does not hold 1 MiB while it is read
     view = memoryview(bytearray(min(_RAW_GROUP, nblocks) * 3 + min(_RAW_GROUP * RAW_BLOCK, total)))
+    spans_of = getattr(rng, "file_spans", None)
     for first in range(0, nblocks, _RAW_GROUP):
+        stop = min(first + _RAW_GROUP, nblocks)
+        if first and stop * RAW_BLOCK <= end and spans_of is not None and filesend.offered():
+            # Whole blocks of blob bytes only (no tar header, no padding): where the consumer takes them,
+            # their bytes go from the part file to the socket (mirror.filesend); their block headers are
+            # then not read here, the digest check in the target covers the blob and `verify` the frame.
+            spans = spans_of((stop - first) * (3 + RAW_BLOCK),
+                             [(k - first) * (3 + RAW_BLOCK) + 3 for k in range(first, stop)], RAW_BLOCK)
+            if spans is not None:
+                yield filesend.chunk(spans)
+                if not filesend.sent():
+                    raise BundleError(f"the bytes of {digest} were not sent from the part file", where=where)
+                continue
         blocks = []                                    # (offset in the buffer, member offset, length, last)
         at = 0
-        for k in range(first, min(first + _RAW_GROUP, nblocks)):
+        for k in range(first, stop):
             blen = min(RAW_BLOCK, total - k * RAW_BLOCK)
             blocks.append((at, k * RAW_BLOCK, blen, k == nblocks - 1))
             at += 3 + blen

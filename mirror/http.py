@@ -439,6 +439,15 @@ class Http:
     def close(self) -> None:
         self.client.close()
 
+    def sends_files(self, url: httpx.URL) -> bool:
+        """Whether a request to `url` goes over plain TCP through this client's own pool, whose streams send
+        a body's file chunks by sendfile (mirror.filesend): not over TLS, not through a proxy, not through
+        a transport given from outside (tests)."""
+        if url.scheme != "http":
+            return False
+        transport = self.client._transport_for_url(url)    # httpx's own choice, proxies and mounts included
+        return isinstance(getattr(transport, "_pool", None), Pool)
+
     def request(self, method: str, url: str, *, where: str = "", stream: bool = False,
                 headers: dict[str, str] | None = None, content: bytes | None = None,
                 params: dict[str, str] | None = None, retry: bool = True) -> httpx.Response:

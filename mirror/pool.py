@@ -7,12 +7,15 @@ queued request under one lock, and on each request start and end (O(N^2 + N*M); 
 for manifests and small blobs and a 64-connection pool, that bookkeeping cost more CPU than the requests:
 an export of 1000 small images spent most of its time queued on that lock. The connections themselves
 stay httpcore's (`httpcore.HTTPConnection`: h11, TLS, keep-alive expiry), and so do httpx's request and
-error mapping; only the choice of a connection is done here. Proxied hosts keep httpcore's own pool
-(`httpcore.HTTPProxy`), whose connections tunnel.
+error mapping; only the choice of a connection is done here, and their sockets come from httpcore's own
+backend wrapped in a stream that can send a body chunk from a file (`_Stream`, see mirror.filesend).
+Proxied hosts keep httpcore's own pool (`httpcore.HTTPProxy`), whose connections tunnel.
 """
 
 from __future__ import annotations
 
+import os
+import select
 import ssl
 import threading
 import time
@@ -21,6 +24,8 @@ from types import TracebackType
 from typing import Any
 
 import httpcore
+
+from . import filesend
 
 _Key = tuple[bytes, bytes, int]
 
@@ -76,7 +81,7 @@ class Pool:
 
     def _new(self, origin: httpcore.Origin) -> httpcore.HTTPConnection:
         return httpcore.HTTPConnection(origin, ssl_context=self._ssl_context, keepalive_expiry=self._keepalive_expiry,
-                                       socket_options=self._socket_options)
+                                       socket_options=self._socket_options, network_backend=_BACKEND)
 
     def _forget(self, conn: httpcore.HTTPConnection) -> None:
         with self._cond:
@@ -138,6 +143,73 @@ class Pool:
     def __exit__(self, exc_type: type[BaseException] | None = None, exc_value: BaseException | None = None,
                  traceback: TracebackType | None = None) -> None:
         self.close()
+
+
+class _Stream(httpcore.NetworkStream):
+    """httpcore's socket stream, which sends a body chunk that stands for file ranges (mirror.filesend)
+    from the files: by sendfile(2) on a plain socket, read and written where TLS is in the way."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        spans = filesend.take(buffer) if buffer else None
+        if spans is None:
+            self._inner.write(buffer, timeout)
+            return
+        sock = self._inner.get_extra_info("socket")
+        if sock is None or isinstance(sock, ssl.SSLSocket) or not hasattr(os, "sendfile"):
+            for fd, offset, n in spans:
+                self._inner.write(os.pread(fd, n, offset), timeout)
+            return
+        self._sendfile(sock.fileno(), spans, timeout)
+
+    @staticmethod
+    def _sendfile(out: int, spans: list[filesend.Span], timeout: float | None) -> None:
+        # httpcore gives the socket a timeout before each operation, which makes it non-blocking
+        # underneath: a full send buffer is waited for here, as socket.send would.
+        poller: Any = None
+        for fd, offset, n in spans:
+            while n:
+                try:
+                    sent = os.sendfile(out, fd, offset, n)
+                except BlockingIOError:
+                    if poller is None:
+                        poller = select.poll()
+                        poller.register(out, select.POLLOUT)
+                    if not poller.poll(None if timeout is None else timeout * 1000):
+                        raise httpcore.WriteTimeout("timed out sending a blob") from None
+                    continue
+                except OSError as e:
+                    raise httpcore.WriteError(str(e)) from e
+                if not sent:
+                    raise httpcore.WriteError(f"the file ended {n} bytes early")
+                offset += sent
+                n -= sent
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _Stream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _Backend(httpcore.SyncBackend):
+    """httpcore's own sockets, each in a _Stream."""
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        return _Stream(super().connect_tcp(host, port, timeout, local_address, socket_options))
+
+
+_BACKEND = _Backend()
 
 
 class _Returning:

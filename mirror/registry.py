@@ -11,7 +11,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-from . import defaults
+from . import defaults, filesend
 from .digest import sha256_digest
 from .errors import (
     DigestMismatchError,
@@ -203,7 +203,9 @@ class RegistryStore:
             req = self.http.client.build_request(
                 "PUT", self._with_digest(location, desc.digest), content=iter(chunks),
                 headers={"Content-Type": "application/octet-stream", "Content-Length": str(desc.size)})
-            resp = self._send_once(req, where)
+            # the body goes to the socket untouched: a bundle's blob may go from its file (mirror.filesend)
+            with filesend.accepting(self.http.sends_files(req.url)):
+                resp = self._send_once(req, where)
         else:
             resp = self._put_chunked(repo, location, desc, chunks)
         if resp.status_code not in (201, 204):
