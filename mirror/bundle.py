@@ -389,11 +389,18 @@ class _Stream:
         pos = start
         done = True
         while pos < end:
-            i, within = divmod(pos, self.split) if self.split else (0, pos)
-            n = min(end - pos, self.split - within) if self.split else end - pos
+            i, within, n = self._at(pos, end - pos)
             done = _fallocate_keep_size(self._fd(i), within, n) and done
             pos += n
         return done
+
+    def _at(self, offset: int, n: int) -> tuple[int, int, int]:
+        """Where stream byte `offset` is: (part, offset in that part, how many of the n bytes from there
+        that part holds)."""
+        if not self.split:
+            return 0, offset, n
+        i, within = divmod(offset, self.split)
+        return i, within, min(n, self.split - within)
 
     def pwrite(self, offset: int, bufs: list[bytes | memoryview]) -> None:
         # One writer at a time, on a lock that sleeps: writers of one file queue on its inode lock in the
@@ -406,23 +413,19 @@ class _Stream:
             for b in bufs:
                 view = memoryview(b)
                 while view:
-                    i, within = divmod(offset, self.split)
-                    n = min(len(view), self.split - within)
+                    i, within, n = self._at(offset, len(view))
                     os.pwrite(self._fd(i), view[:n], within)
                     offset += n
                     view = view[n:]
 
     def readinto(self, offset: int, view: memoryview) -> int:
         """Read into `view` from `offset`, not across a part boundary; returns how many bytes were read."""
-        i, within = divmod(offset, self.split) if self.split else (0, offset)
-        n = min(len(view), self.split - within) if self.split else len(view)
+        i, within, n = self._at(offset, len(view))
         return os.preadv(self._fd(i), [view[:n]], within)
 
     def hash_into(self, h: Any, offset: int, n: int) -> int:
         """Hash up to n bytes from offset, not across a part boundary; returns how many were hashed."""
-        i, within = divmod(offset, self.split) if self.split else (0, offset)
-        if self.split:
-            n = min(n, self.split - within)
+        i, within, n = self._at(offset, n)
         fd = self._fd(i)
         n = min(n, os.fstat(fd).st_size - within)
         hash_file_range(fd, within, within + n, h)

@@ -21,11 +21,10 @@ from mirror import filesend
 from mirror.bundle import RAW_BLOCK, BundleReader, BundleWriter
 from mirror.digest import sha256_digest
 from mirror.errors import BundleError
-from mirror.http import HostSettings, Http
+from mirror.http import Http
 from mirror.mediatypes import Descriptor
 from mirror.registry import RegistryStore
-from tests.support.registries import make_tls
-from tests.support.sockets import loopback_listener, read_request, serve_each
+from tests.support.sockets import client_settings, read_request, serving
 
 SIZE = 40 * RAW_BLOCK + 12_345              # several whole groups of 8 blocks between the first and last
 
@@ -61,17 +60,8 @@ class Uploads:
 
 @pytest.fixture(params=["http", "https"])
 def uploads(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Uploads]:
-    srv = Uploads()
-    if request.param == "https":
-        ca, crt, key = make_tls(tmp_path / "tls")
-        srv.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        srv.tls.load_cert_chain(crt, key)
-        srv.ca_file = str(ca)
-    listener = loopback_listener()
-    srv.port = listener.getsockname()[1]
-    serve_each(listener, srv.handle)
-    yield srv
-    listener.close()
+    with serving(Uploads(), tmp_path / "tls" if request.param == "https" else None) as srv:
+        yield srv
 
 
 def _bundle(d: Path, split: int | None = None) -> tuple[BundleReader, Descriptor, bytes]:
@@ -104,8 +94,7 @@ def test_a_bundle_layer_goes_up_from_its_part_files(uploads: Uploads, sendfiles:
                                                     split: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
     reader, desc, data = _bundle(tmp_path / "B", split)
     host = f"127.0.0.1:{uploads.port}"
-    settings = HostSettings(ca_file=uploads.ca_file) if uploads.tls else HostSettings(plain_http=True)
-    http = Http({host: settings}, use_docker_config=False, sleep=lambda s: None)
+    http = Http({host: client_settings(uploads)}, use_docker_config=False, sleep=lambda s: None)
     if uploads.tls:     # file chunks are never offered over TLS; were they, the stream reads and writes them
         monkeypatch.setattr(http, "sends_files", lambda url: True)
     store = RegistryStore(http, host)

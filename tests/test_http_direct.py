@@ -16,11 +16,10 @@ import pytest
 
 from mirror import defaults
 from mirror.errors import UnreachableError
-from mirror.http import HostSettings, Http
+from mirror.http import Http
 from mirror.mediatypes import Descriptor
 from mirror.registry import RegistryStore
-from tests.support.registries import make_tls
-from tests.support.sockets import loopback_listener, read_request, serve_each
+from tests.support.sockets import client_settings, read_request, serving
 
 BIG = os.urandom(defaults.HTTP_DIRECT_BODY_MIN + 3_000_017)      # direct path, not a multiple of a read
 SMALL = os.urandom(200_000)                                       # through h11, connection pooled
@@ -71,24 +70,14 @@ class Server:
 
 @pytest.fixture(params=["http", "https"])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    srv = Server()
-    if request.param == "https":                  # the network stream decrypts: same bytes either way
-        ca, crt, key = make_tls(tmp_path)
-        srv.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        srv.tls.load_cert_chain(crt, key)
-        srv.ca_file = str(ca)
-    listener = loopback_listener()
-    srv.port = listener.getsockname()[1]
-
-    serve_each(listener, srv.handle)
-    yield srv
-    listener.close()
+    # over https the network stream decrypts: same bytes either way
+    with serving(Server(), tmp_path if request.param == "https" else None) as srv:
+        yield srv
 
 
 def _store(srv: Server) -> tuple[Http, RegistryStore]:
     host = f"127.0.0.1:{srv.port}"
-    settings = HostSettings(ca_file=srv.ca_file) if srv.tls else HostSettings(plain_http=True)
-    http = Http({host: settings}, use_docker_config=False, sleep=lambda s: None)
+    http = Http({host: client_settings(srv)}, use_docker_config=False, sleep=lambda s: None)
     return http, RegistryStore(http, host)
 
 

@@ -4,9 +4,14 @@ whole bodies to its handler and has no network stream)."""
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
-from collections.abc import Callable
-from typing import BinaryIO
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from mirror.http import HostSettings
 
 
 def loopback_listener() -> socket.socket:
@@ -28,6 +33,32 @@ def serve_each(listener: socket.socket, handle: Callable[[socket.socket], None])
             threading.Thread(target=handle, args=(conn,), daemon=True).start()
 
     threading.Thread(target=accept, daemon=True).start()
+
+
+@contextmanager
+def serving(srv: Any, tls_dir: Path | None = None) -> Iterator[Any]:
+    """`srv.handle(conn)` for every connection to a free 127.0.0.1 port, set as `srv.port`; with `tls_dir`,
+    `srv.tls` is a server context for a test CA's certificate (made there) that `srv.handle` wraps its
+    connections in, and `srv.ca_file` that CA, for the client."""
+    if tls_dir is not None:
+        from tests.support.registries import make_tls
+
+        ca, crt, key = make_tls(tls_dir)
+        srv.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        srv.tls.load_cert_chain(crt, key)
+        srv.ca_file = str(ca)
+    listener = loopback_listener()
+    srv.port = listener.getsockname()[1]
+    serve_each(listener, srv.handle)
+    try:
+        yield srv
+    finally:
+        listener.close()
+
+
+def client_settings(srv: Any) -> HostSettings:
+    """How a client reaches a server of `serving`: its CA over TLS, else plain HTTP."""
+    return HostSettings(ca_file=srv.ca_file) if srv.tls else HostSettings(plain_http=True)
 
 
 def read_request(f: BinaryIO) -> tuple[str, str, dict[str, str]] | None:
